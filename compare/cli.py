@@ -1,0 +1,408 @@
+"""`ncompare`: thin command line over the library. Parse, call, print (rich for people, --json for scripts)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from compare import __version__
+from compare.errors import CompareError
+from compare.ingest.readers import ReadOptions
+from compare.services import Services
+from compare.settings import Settings, load_settings
+from compare.store import Filters
+from compare.types import IngestItemResult, IngestReport
+
+app = typer.Typer(
+    name="ncompare",
+    help="Compare how sources tell the same story, backed by verbatim, verified quotes.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Store and history location [env NCOMPARE_DATA_DIR; default: per-user dir]."),
+]
+ChromaUrl = Annotated[
+    str | None,
+    typer.Option("--chroma-url", help="Use a Chroma server (http://host:port) instead of the embedded store."),
+]
+EmbedderOpt = Annotated[
+    str | None, typer.Option("--embedder", help="'minilm' (offline default) or 'openai:<model>'.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (stable, see README).")]
+SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s", help="Only this source (repeatable).")]
+SinceOpt = Annotated[str | None, typer.Option("--since", help="Only documents dated on/after YYYY-MM-DD.")]
+UntilOpt = Annotated[str | None, typer.Option("--until", help="Only documents dated on/before YYYY-MM-DD.")]
+WhereOpt = Annotated[
+    list[str] | None, typer.Option("--where", "-w", help="Metadata filter key=value, e.g. event_id=X (repeatable).")
+]
+
+
+def _settings(data_dir: Path | None, chroma_url: str | None = None, embedder: str | None = None) -> Settings:
+    return load_settings(data_dir=data_dir, chroma_url=chroma_url, embedder=embedder)
+
+
+def _fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    if hint:
+        err.print(f"  [yellow]->[/] {escape(hint)}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """CompareError -> a message and a hint on stderr, exit 1; never a traceback for a known failure."""
+    try:
+        yield
+    except CompareError as exc:
+        _fail(exc.message, exc.hint)
+    except KeyboardInterrupt:
+        _fail("interrupted", "work finished before the interruption is kept; run the same command again", 130)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _filters(
+    sources: list[str] | None, since: str | None, until: str | None, where: list[str] | None
+) -> Filters:
+    pairs: dict[str, str] = {}
+    for item in where or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--where {item!r} is not key=value", "example: --where event_id=us-gov-2022-10-10")
+        pairs[key.strip()] = value.strip()
+    for flag, value in (("--since", since), ("--until", until)):
+        if value and not _is_iso_date(value):
+            _fail(f"{flag} {value!r} is not a date", "use YYYY-MM-DD, e.g. 2022-10-01")
+    return Filters(sources=sources or [], since=since, until=until, where=pairs or None)
+
+
+def _is_iso_date(value: str) -> bool:
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+# -- ingest ------------------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    inputs: Annotated[list[str], typer.Argument(help="Files, directories, globs or http(s) URLs.")],
+    source: Annotated[str | None, typer.Option(help="Source key for every input (e.g. 'nyt').")] = None,
+    outlet: Annotated[str | None, typer.Option(help="Outlet display name.")] = None,
+    title: Annotated[str | None, typer.Option(help="Title (single-document inputs).")] = None,
+    date: Annotated[str | None, typer.Option(help="Publication date, e.g. 2024-11-26.")] = None,
+    url: Annotated[str | None, typer.Option(help="Original URL of the document.")] = None,
+    format: Annotated[str | None, typer.Option(help="Force a format: jsonl, txt, md, html, pdf.")] = None,
+    allow_private: Annotated[
+        bool, typer.Option("--allow-private", help="Allow URLs on private/loopback addresses.")
+    ] = False,
+    data_dir: DataDir = None,
+    chroma_url: ChromaUrl = None,
+    embedder: EmbedderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Clean, chunk, embed and store articles. Re-running adds nothing new; changed texts replace old ones."""
+    settings = _settings(data_dir, chroma_url, embedder)
+    if allow_private:
+        settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"allow_private": True})})
+    options = ReadOptions(
+        source=source, outlet=outlet, title=title, date=date, url=url, format=format, settings=settings.ingest
+    )
+    with _friendly_errors():
+        services = Services(settings)
+        report = _run_ingest(services, inputs, options, quiet=as_json)
+    if as_json:
+        _print_json(_ingest_json(report))
+    else:
+        _print_ingest_summary(report)
+    raise typer.Exit(1 if report.failed else 0)
+
+
+def _run_ingest(services: Services, inputs: list[str], options: ReadOptions, *, quiet: bool) -> IngestReport:
+    if quiet or not err.is_terminal:
+        return services.ingest(inputs, options)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[chunks]} chunks"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("loading model", total=None, chunks=0)
+        services.store  # noqa: B018 - load the model and open the store under the spinner
+        progress.update(task, description="ingesting")
+        chunks = 0
+
+        def on_item(item: IngestItemResult) -> None:
+            nonlocal chunks
+            chunks += item.chunks
+            progress.update(task, advance=1, chunks=chunks, description=f"ingesting {_short(item.origin)}")
+
+        return services.ingest(inputs, options, on_item)
+
+
+def _short(origin: str, width: int = 40) -> str:
+    return origin if len(origin) <= width else "…" + origin[-(width - 1) :]
+
+
+def _ingest_json(report: IngestReport) -> dict[str, Any]:
+    counts = {s: report.count(s) for s in ("added", "unchanged", "replaced", "duplicate", "failed")}
+    return {
+        **counts,
+        "chunks": sum(i.chunks for i in report.items),
+        "seconds": report.seconds,
+        "undated": report.undated,
+        "items": [item.model_dump() for item in report.items],
+    }
+
+
+def _print_ingest_summary(report: IngestReport) -> None:
+    summary = _ingest_json(report)
+    out.print(
+        f"[bold]{summary['added']}[/] added, {summary['unchanged']} unchanged, {summary['replaced']} replaced, "
+        f"{summary['duplicate']} duplicates, [{'red' if report.failed else 'green'}]{summary['failed']} failed[/]"
+        f"  ({summary['chunks']} chunks in {report.seconds:.1f} s)"
+    )
+    for item in report.items:
+        if item.status == "duplicate":
+            out.print(f"  [cyan]duplicate[/] {escape(item.origin)} = {escape(item.duplicate_of or '')}")
+    if report.undated:
+        out.print(f"  [yellow]no date[/] for {len(report.undated)}: {escape(', '.join(report.undated[:8]))}")
+        out.print("    dates are never invented: pass --date or add `date` to the metadata to place them in time")
+    for item in report.failed:
+        out.print(f"  [red]failed[/] {escape(item.origin)}: {escape(item.reason or '')}")
+        if item.hint:
+            out.print(f"         -> {escape(item.hint)}")
+
+
+# -- corpus views ------------------------------------------------------------------------------------
+
+
+@app.command()
+def sources(
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    where: WhereOpt = None,
+    data_dir: DataDir = None,
+    chroma_url: ChromaUrl = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Documents per source and the dates they cover (duplicates counted once)."""
+    with _friendly_errors():
+        rows = Services(_settings(data_dir, chroma_url)).reader_store.sources(
+            _filters(source, since, until, where)
+        )
+    if as_json:
+        _print_json([row.model_dump() for row in rows])
+        return
+    if not rows:
+        out.print("The store is empty: add articles with `ncompare ingest PATH`.")
+        return
+    table = Table("source", "outlet", "documents", "duplicates", "undated", "first", "last")
+    for row in rows:
+        table.add_row(
+            escape(row.source),
+            escape(row.outlet or ""),
+            str(row.documents),
+            str(row.duplicates),
+            str(row.undated),
+            row.first_date or "-",
+            row.last_date or "-",
+        )
+    out.print(table)
+
+
+@app.command()
+def stats(data_dir: DataDir = None, chroma_url: ChromaUrl = None, as_json: JsonOpt = False) -> None:
+    """Documents, chunks, sources and the embedder the store was built with."""
+    with _friendly_errors():
+        data = Services(_settings(data_dir, chroma_url)).reader_store.stats()
+    if as_json:
+        _print_json(data)
+        return
+    for key, value in data.items():
+        out.print(f"[bold]{key:>10}[/]  {escape(str(value))}")
+
+
+@app.command()
+def doc(
+    doc_id: Annotated[str, typer.Argument(help="Document id (see `ncompare search` or `ingest --json`).")],
+    data_dir: DataDir = None,
+    chroma_url: ChromaUrl = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The clean stored text of one document, with its metadata. Quote offsets index into this text."""
+    with _friendly_errors():
+        document = Services(_settings(data_dir, chroma_url)).reader_store.get_document(doc_id)
+    if document is None:
+        _fail(f"no document with id {doc_id!r}", "list what is stored with `ncompare sources` or `ncompare search`")
+    if as_json:
+        _print_json(document.model_dump())
+        return
+    out.print(f"[bold]{escape(document.title or document.id)}[/]")
+    out.print(
+        f"[dim]{escape(document.source)} · {document.date or 'undated'} · {escape(document.url or 'no url')}"
+        f" · id {escape(document.id)}[/]"
+    )
+    if document.duplicate_of:
+        out.print(f"[cyan]duplicate of {escape(document.duplicate_of)}[/]")
+    out.print()
+    out.print(escape(document.text))
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    where: WhereOpt = None,
+    k: Annotated[int, typer.Option("-k", min=1, max=200, help="Number of chunks to return.")] = 8,
+    data_dir: DataDir = None,
+    chroma_url: ChromaUrl = None,
+    embedder: EmbedderOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ranked chunks by meaning, with document id, source, date, character offsets and score."""
+    filters = _filters(source, since, until, where)
+    with _friendly_errors():
+        hits = Services(_settings(data_dir, chroma_url, embedder)).search(text, k=k, filters=filters)
+    if as_json:
+        _print_json([hit.model_dump() for hit in hits])
+        return
+    if not hits:
+        out.print("No matching chunks. Check the filters, or `ncompare sources` to see what is stored.")
+        return
+    for rank, hit in enumerate(hits, 1):
+        out.print(
+            f"[bold]{rank}.[/] [green]{hit.score:.3f}[/]  [bold]{escape(hit.source)}[/]  {hit.date or 'undated'}"
+            f"  [dim]{escape(hit.doc_id)} [{hit.char_start}:{hit.char_end}][/]"
+        )
+        out.print(f"   {escape(_snippet(hit.text))}\n")
+
+
+def _snippet(text: str, width: int = 300) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@app.command()
+def delete(
+    doc_id: Annotated[list[str] | None, typer.Option("--doc", help="Delete this document (repeatable).")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Delete every document of this source.")] = None,
+    data_dir: DataDir = None,
+    chroma_url: ChromaUrl = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete documents (and their chunks) by id or by source."""
+    if not doc_id and not source:
+        _fail("nothing to delete", "pass --doc ID (repeatable) or --source NAME")
+    with _friendly_errors():
+        store = Services(_settings(data_dir, chroma_url)).reader_store
+        deleted = store.delete_documents(doc_id) if doc_id else 0
+        deleted += store.delete_source(source) if source else 0
+    if as_json:
+        _print_json({"deleted": deleted})
+    else:
+        out.print(f"deleted {deleted} document(s)")
+    if deleted == 0:
+        raise typer.Exit(1)
+
+
+@app.command()
+def config(data_dir: DataDir = None, chroma_url: ChromaUrl = None, as_json: JsonOpt = False) -> None:
+    """The effective settings (defaults < .env < NCOMPARE_* variables < flags), each with its meaning."""
+    with _friendly_errors():
+        settings = _settings(data_dir, chroma_url)
+    rows = settings.describe()
+    if as_json:
+        _print_json({name: _jsonable(value) for name, value, _ in rows} | {"settings_hash": settings.settings_hash()})
+        return
+    table = Table("setting", "value", "env variable", "meaning")
+    for name, value, description in rows:
+        env = "NCOMPARE_" + name.upper().replace(".", "__")
+        table.add_row(name, escape(str(value)), env, escape(description))
+    out.print(table)
+    out.print(f"settings hash: {settings.settings_hash()}")
+
+
+def _jsonable(value: Any) -> Any:
+    return str(value) if isinstance(value, Path) else value
+
+
+@app.command()
+def demo(
+    corpus: Annotated[Path, typer.Option(help="Corpus to ingest first if the store is empty.")] = Path(
+        "examples/corpus"
+    ),
+    data_dir: DataDir = None,
+) -> None:
+    """Ingest the bundled demo corpus (once) and show what the store can answer."""
+    settings = _settings(data_dir)
+    with _friendly_errors():
+        services = Services(settings)
+        if services.store.is_empty:
+            if not corpus.exists():
+                _fail(f"demo corpus {corpus} not found", "run from the repository root, or pass --corpus DIR")
+            out.print(f"Ingesting the demo corpus from {corpus} into {settings.data_dir} …")
+            _print_ingest_summary(_run_ingest(services, [str(corpus)], ReadOptions(settings=settings.ingest), quiet=False))
+        out.print()
+        sources(data_dir=data_dir, chroma_url=None, source=None, since=None, until=None, where=None, as_json=False)
+        for question in DEMO_QUESTIONS:
+            _demo_question(services, question)
+
+
+DEMO_QUESTIONS = (
+    "How did the US position on Ukraine change?",
+    "negotiating position",
+    "longer-range missiles ATACMS strikes inside Russia",
+)
+
+
+def _demo_question(services: Services, question: str) -> None:
+    out.rule(f"[bold]{escape(question)}")
+    hits = services.search(question, k=6)
+    by_source: dict[str, list[Any]] = {}
+    for hit in hits:
+        by_source.setdefault(hit.source, []).append(hit)
+    for source_name, source_hits in by_source.items():
+        out.print(f"[bold cyan]{escape(source_name)}[/]")
+        for hit in source_hits[:2]:
+            out.print(f"  {hit.date or 'undated'}  [green]{hit.score:.2f}[/]  {escape(_snippet(hit.text, 220))}")
+
+
+def main() -> None:
+    app()
+
+
+Callback = Callable[..., Any]
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Errors meant for people: each says what went wrong, where, and what to do next."""
+
+from __future__ import annotations
+
+
+class CompareError(Exception):
+    """Base class. `hint` says what the user can do about it."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  -> {self.hint}" if self.hint else self.message
+
+
+class ConfigError(CompareError):
+    """A setting, flag or environment variable is missing or invalid."""
+
+
+class IngestError(CompareError):
+    """One input (file, JSONL line, URL) could not be ingested. Names the input and, for JSONL, the line."""
+
+    def __init__(self, origin: str, message: str, *, hint: str | None = None, line: int | None = None) -> None:
+        where = f"{origin}:{line}" if line is not None else origin
+        super().__init__(f"{where}: {message}", hint=hint)
+        self.origin = origin
+        self.line = line
+        self.reason = message
+
+
+class StoreError(CompareError):
+    """The vector store cannot be opened, is inconsistent, or refuses an operation."""
+
+
+class ModelError(CompareError):
+    """An embedding or language model could not be loaded or called."""
+
+
+class LLMOutputError(ModelError):
+    """A language model answered, but not in the shape that was asked for."""

@@ -1,0 +1,112 @@
+"""One settings object for the whole tool: defaults < .env < NCOMPARE_* environment < CLI flags."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+APP_NAME = "narrative-compare"
+
+
+class ChunkSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    encoding: str = Field(default="cl100k_base", description="tiktoken encoding used to measure chunk size.")
+    max_tokens: int = Field(
+        default=180,
+        ge=32,
+        le=2000,
+        description="Largest chunk in tiktoken tokens. 180 keeps chunks under MiniLM's 256 word pieces.",
+    )
+    overlap_tokens: int = Field(
+        default=30, ge=0, le=500, description="Tokens of context repeated between consecutive chunks."
+    )
+
+
+class IngestSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_chars: int = Field(default=200, ge=1, description="Clean texts shorter than this are refused.")
+    max_file_mb: float = Field(default=25.0, gt=0, description="Files larger than this are refused.")
+    url_timeout_s: float = Field(default=15.0, gt=0, description="Timeout for each URL fetch, in seconds.")
+    url_max_mb: float = Field(default=10.0, gt=0, description="Largest response body accepted from a URL.")
+    url_max_redirects: int = Field(default=5, ge=0, description="Redirects followed before giving up.")
+    allow_private: bool = Field(
+        default=False, description="Allow URLs on private, loopback and link-local addresses."
+    )
+    near_duplicate_jaccard: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Word 5-shingle Jaccard above which two documents count as near-duplicates.",
+    )
+    batch_chunks: int = Field(default=64, ge=1, description="Chunks embedded and written per batch.")
+
+
+class Settings(BaseSettings):
+    """Effective settings. Every field can be set as NCOMPARE_<FIELD> (nested: NCOMPARE_CHUNK__MAX_TOKENS)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NCOMPARE_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_data_dir(APP_NAME)),
+        description="Where the store, history and caches of one corpus live.",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(platformdirs.user_cache_dir(APP_NAME)),
+        description="Machine-wide cache for derived model files (quantized embedder, tiktoken BPE files).",
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="http://host:port of a Chroma server (`chroma run`); unset means the embedded store.",
+    )
+    collection_prefix: str = Field(default="ncompare", description="Prefix of the Chroma collection names.")
+    embedder: str = Field(
+        default="minilm",
+        description="Embedding model: 'minilm' (offline, int8 all-MiniLM-L6-v2) or 'openai:<model>'.",
+    )
+    embed_batch_size: int = Field(default=32, ge=1, le=512, description="Texts per embedding call.")
+    embed_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads; 0 = all cores.")
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL for the openai: embedder and LLM backends."
+    )
+    chunk: ChunkSettings = Field(default_factory=ChunkSettings, description="Chunking parameters.")
+    ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion limits.")
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with CLI flags applied; None means 'not given'."""
+        given = {key: value for key, value in overrides.items() if value is not None}
+        return self.model_copy(update=given) if given else self
+
+    def settings_hash(self) -> str:
+        """Short hash of everything that changes results (not paths), recorded in every output."""
+        relevant = self.model_dump(mode="json", exclude={"data_dir", "cache_dir", "chroma_url"})
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+    def describe(self) -> list[tuple[str, Any, str]]:
+        """(name, value, description) rows for `ncompare config`."""
+        rows: list[tuple[str, Any, str]] = []
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, BaseModel):
+                for sub_name, sub_field in type(value).model_fields.items():
+                    rows.append((f"{name}.{sub_name}", getattr(value, sub_name), sub_field.description or ""))
+            else:
+                rows.append((name, value, field.description or ""))
+        return rows
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings().with_overrides(**overrides)

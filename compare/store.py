@@ -1,0 +1,513 @@
+"""The vector store: Chroma, embedded (PersistentClient) or a server (HttpClient). The only chromadb import.
+
+Two collections per store:
+- `<prefix>_chunks`: one record per chunk (embedding, chunk text, document fields as metadata);
+- `<prefix>_documents`: one record per document (its mean chunk embedding, the full clean text, metadata).
+The documents collection is the commit record: a document is in the store once its record is written.
+A small journal in the data dir lists documents being written, so a killed ingest is rolled back on
+the next open and re-done by the next run, never leaving orphan or duplicate chunks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from compare.errors import ConfigError, StoreError
+from compare.settings import Settings
+from compare.types import Chunk, Document, MetadataValue, SearchHit, SourceSummary
+
+SCHEMA_VERSION = 1
+_DOC_FIELDS = ("source", "outlet", "title", "date", "url")
+_RESERVED = frozenset(
+    {*_DOC_FIELDS, "doc_id", "chunk_index", "char_start", "char_end", "date_int", "content_hash"}
+    | {"duplicate_of", "n_chunks", "origin", "ingested_at", "n_tokens"}
+)
+_PAGE = 2000
+
+
+@dataclass(frozen=True)
+class StoredDoc:
+    """What the store knows about a document without loading its text."""
+
+    id: str
+    content_hash: str
+    duplicate_of: str | None
+    source: str
+
+
+def _date_int(date: str | None) -> int:
+    return int(date.replace("-", "")) if date else 0
+
+
+def metadata_key(key: str) -> str:
+    """User metadata keys that clash with the store's own fields are kept under a `meta_` prefix."""
+    return f"meta_{key}" if key in _RESERVED else key
+
+
+def _clean_meta(values: dict[str, MetadataValue | None]) -> dict[str, MetadataValue]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _document_metadata(doc: Document, n_chunks: int) -> dict[str, MetadataValue]:
+    meta: dict[str, MetadataValue | None] = {metadata_key(k): v for k, v in doc.metadata.items()}
+    meta.update({field: getattr(doc, field) for field in _DOC_FIELDS})
+    meta.update(
+        date_int=_date_int(doc.date),
+        content_hash=doc.content_hash,
+        duplicate_of=doc.duplicate_of or "",
+        n_chunks=n_chunks,
+        origin=doc.origin,
+        ingested_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    return _clean_meta(meta)
+
+
+def _chunk_metadata(doc_meta: dict[str, MetadataValue], chunk: Chunk) -> dict[str, MetadataValue]:
+    meta = {k: v for k, v in doc_meta.items() if k not in ("n_chunks", "origin", "ingested_at")}
+    meta.update(
+        doc_id=chunk.doc_id,
+        chunk_index=chunk.index,
+        char_start=chunk.char_start,
+        char_end=chunk.char_end,
+        n_tokens=chunk.n_tokens,
+    )
+    return meta
+
+
+def _parse_scalar(value: str) -> list[MetadataValue]:
+    """`--where k=v` matches the string and, when it reads as one, the number or boolean."""
+    candidates: list[MetadataValue] = [value]
+    if value.lower() in ("true", "false"):
+        candidates.append(value.lower() == "true")
+    else:
+        try:
+            candidates.append(int(value))
+        except ValueError:
+            try:
+                candidates.append(float(value))
+            except ValueError:
+                pass
+    return candidates
+
+
+@dataclass
+class Filters:
+    """Metadata filters shared by search, retrieval and corpus views."""
+
+    sources: Sequence[str] = ()
+    since: str | None = None
+    until: str | None = None
+    where: dict[str, str] | None = None
+    include_duplicates: bool = True
+
+    def to_chroma(self) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = []
+        if self.sources:
+            clauses.append({"source": {"$in": list(self.sources)}})
+        if self.since:
+            clauses.append({"date_int": {"$gte": _date_int(self.since)}})
+        if self.until:
+            clauses.append({"date_int": {"$lte": _date_int(self.until)}})
+        if self.since or self.until:
+            clauses.append({"date_int": {"$gt": 0}})
+        for key, raw in (self.where or {}).items():
+            options = [{metadata_key(key): value} for value in _parse_scalar(raw)]
+            clauses.append(options[0] if len(options) == 1 else {"$or": options})
+        if not self.include_duplicates:
+            clauses.append({"duplicate_of": ""})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+class Journal:
+    """Ids of documents whose write is in progress; survives a crash so the next open can roll back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def pending(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        try:
+            return list(json.loads(self.path.read_text() or "[]"))
+        except json.JSONDecodeError:
+            return []
+
+    def begin(self, doc_ids: Iterable[str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(sorted(set(doc_ids))))
+        with open(partial, "rb+") as handle:
+            os.fsync(handle.fileno())
+        partial.replace(self.path)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _open_client(settings: Settings) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    if settings.chroma_url:
+        parsed = urlparse(settings.chroma_url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(
+                f"invalid --chroma-url {settings.chroma_url!r}",
+                hint="use http://HOST:PORT of a server started with `chroma run --path DIR --port PORT`",
+            )
+        try:
+            return chromadb.HttpClient(
+                host=parsed.hostname,
+                port=parsed.port or (443 if parsed.scheme == "https" else 8000),
+                ssl=parsed.scheme == "https",
+                settings=chroma_settings,
+            )
+        except Exception as exc:
+            raise StoreError(
+                f"cannot reach the Chroma server at {settings.chroma_url}: {exc}",
+                hint="start it with `chroma run --path DIR --host 127.0.0.1 --port PORT`, or drop --chroma-url",
+            ) from exc
+    path = settings.data_dir / "chroma"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except Exception as exc:
+        raise StoreError(
+            f"cannot open the store in {path}: {exc}",
+            hint="check the directory is writable; use --data-dir to point at another store",
+        ) from exc
+
+
+class Store:
+    """Documents and chunks with their embeddings. Records which embedder made them and refuses others."""
+
+    def __init__(self, settings: Settings, *, embedder_name: str | None = None, dim: int | None = None):
+        self.settings = settings
+        self._client = _open_client(settings)
+        self.journal = Journal(settings.data_dir / "ingest-journal.json")
+        prefix = settings.collection_prefix
+        self.embedder_name, self.dim = self._check_embedder(prefix, embedder_name, dim)
+        meta = {"hnsw:space": "cosine", "embedder": self.embedder_name, "dim": self.dim}
+        meta["schema"] = SCHEMA_VERSION
+        self._chunks = self._collection(f"{prefix}_chunks", meta)
+        self._docs = self._collection(f"{prefix}_documents", meta)
+        self.recover()
+
+    # -- opening -------------------------------------------------------------------------------------
+
+    def _collection(self, name: str, metadata: dict[str, Any]) -> Any:
+        try:
+            return self._client.get_or_create_collection(name, metadata=metadata, embedding_function=None)
+        except Exception as exc:
+            raise StoreError(f"cannot open collection {name}: {exc}") from exc
+
+    def _check_embedder(self, prefix: str, name: str | None, dim: int | None) -> tuple[str, int]:
+        existing = self._existing_embedder(f"{prefix}_documents")
+        if existing is None:
+            if name is None or dim is None:
+                return "", 0
+            return name, dim
+        stored_name, stored_dim = existing
+        if name is not None and (name != stored_name or dim != stored_dim):
+            raise StoreError(
+                f"this store was built with embedder {stored_name!r} (dim {stored_dim}); "
+                f"refusing to mix in vectors from {name!r} (dim {dim})",
+                hint=f"use --embedder {stored_name}, or a fresh --data-dir / collection for {name}",
+            )
+        return stored_name, stored_dim
+
+    def _existing_embedder(self, name: str) -> tuple[str, int] | None:
+        try:
+            collection = self._client.get_collection(name, embedding_function=None)
+        except Exception:
+            return None
+        meta = collection.metadata or {}
+        if not meta.get("embedder"):
+            return None
+        return str(meta["embedder"]), int(meta["dim"])
+
+    @property
+    def is_empty(self) -> bool:
+        return bool(self._docs.count() == 0)
+
+    # -- crash recovery --------------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Roll back documents whose write a crash interrupted; the next ingest adds them again."""
+        pending = self.journal.pending()
+        for doc_id in pending:
+            self._chunks.delete(where={"doc_id": doc_id})
+            self._docs.delete(ids=[doc_id])
+        self.journal.clear()
+        return pending
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def write(
+        self, items: Sequence[tuple[Document, list[Chunk], np.ndarray]], *, replacing: Iterable[str] = ()
+    ) -> None:
+        """Write documents with their chunks and chunk vectors; `replacing` ids lose their old chunks."""
+        if not items:
+            return
+        self.journal.begin(doc.id for doc, _, _ in items)
+        for doc_id in replacing:
+            self._chunks.delete(where={"doc_id": doc_id})
+        ids: list[str] = []
+        texts: list[str] = []
+        metas: list[dict[str, MetadataValue]] = []
+        vectors: list[np.ndarray] = []
+        doc_vectors: list[np.ndarray] = []
+        for doc, chunks, chunk_vectors in items:
+            doc_meta = _document_metadata(doc, len(chunks))
+            for chunk in chunks:
+                ids.append(chunk.id)
+                texts.append(chunk.text)
+                metas.append(_chunk_metadata(doc_meta, chunk))
+            vectors.append(chunk_vectors)
+            doc_vectors.append(document_vector(chunk_vectors))
+        for start in range(0, len(ids), _PAGE):
+            end = start + _PAGE
+            self._chunks.upsert(
+                ids=ids[start:end],
+                embeddings=np.concatenate(vectors)[start:end],
+                documents=texts[start:end],
+                metadatas=metas[start:end],  # type: ignore[arg-type]
+            )
+        self._docs.upsert(
+            ids=[doc.id for doc, _, _ in items],
+            embeddings=np.stack(doc_vectors),
+            documents=[doc.text for doc, _, _ in items],
+            metadatas=[_document_metadata(doc, len(chunks)) for doc, chunks, _ in items],  # type: ignore[misc]
+        )
+        self.journal.clear()
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        found = self._docs.get(ids=list(doc_ids), include=[])["ids"]
+        if not found:
+            return 0
+        self.journal.begin(found)
+        for doc_id in found:
+            self._chunks.delete(where={"doc_id": doc_id})
+        self._docs.delete(ids=found)
+        self.journal.clear()
+        return len(found)
+
+    def delete_source(self, source: str) -> int:
+        ids = [doc.id for doc in self.iter_stored(Filters(sources=[source]))]
+        return self.delete_documents(ids) if ids else 0
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def stored(self, doc_ids: Sequence[str]) -> dict[str, StoredDoc]:
+        if not doc_ids:
+            return {}
+        result = self._docs.get(ids=list(doc_ids), include=["metadatas"])
+        return {doc_id: _stored(doc_id, meta) for doc_id, meta in zip(result["ids"], result["metadatas"])}
+
+    def find_by_hash(self, content_hash: str) -> StoredDoc | None:
+        result = self._docs.get(where={"content_hash": content_hash}, include=["metadatas"], limit=1)
+        if not result["ids"]:
+            return None
+        return _stored(result["ids"][0], result["metadatas"][0])
+
+    def nearest_documents(self, vector: np.ndarray, n: int = 3) -> list[tuple[str, float]]:
+        """(doc_id, cosine similarity) of the documents closest to a document vector."""
+        count = self._docs.count()
+        if count == 0:
+            return []
+        result = self._docs.query(query_embeddings=[vector], n_results=min(n, count), include=["distances"])
+        return [(doc_id, 1.0 - dist) for doc_id, dist in zip(result["ids"][0], result["distances"][0])]
+
+    def get_document(self, doc_id: str) -> Document | None:
+        result = self._docs.get(ids=[doc_id], include=["documents", "metadatas"])
+        if not result["ids"]:
+            return None
+        return _to_document(doc_id, result["documents"][0], result["metadatas"][0])
+
+    def get_documents(self, doc_ids: Sequence[str]) -> dict[str, Document]:
+        if not doc_ids:
+            return {}
+        result = self._docs.get(ids=list(doc_ids), include=["documents", "metadatas"])
+        return {
+            doc_id: _to_document(doc_id, text, meta)
+            for doc_id, text, meta in zip(result["ids"], result["documents"], result["metadatas"])
+        }
+
+    def iter_stored(self, filters: Filters | None = None) -> Iterator[StoredDoc]:
+        where = filters.to_chroma() if filters else None
+        offset = 0
+        while True:
+            page = self._docs.get(where=where, include=["metadatas"], limit=_PAGE, offset=offset)
+            for doc_id, meta in zip(page["ids"], page["metadatas"]):
+                yield _stored(doc_id, meta)
+            if len(page["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
+    def document_metadata(self, filters: Filters | None = None) -> list[dict[str, Any]]:
+        where = filters.to_chroma() if filters else None
+        rows: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self._docs.get(where=where, include=["metadatas"], limit=_PAGE, offset=offset)
+            rows.extend({"id": i, **m} for i, m in zip(page["ids"], page["metadatas"]))
+            if len(page["ids"]) < _PAGE:
+                return rows
+            offset += _PAGE
+
+    def sources(self, filters: Filters | None = None) -> list[SourceSummary]:
+        by_source: dict[str, list[dict[str, Any]]] = {}
+        for row in self.document_metadata(filters):
+            by_source.setdefault(str(row["source"]), []).append(row)
+        return [_summarise(source, rows) for source, rows in sorted(by_source.items())]
+
+    def search(self, vector: np.ndarray, *, k: int = 8, filters: Filters | None = None) -> list[SearchHit]:
+        """Top-k chunks by cosine similarity; copies of one document count once (the first one found)."""
+        total = self._chunks.count()
+        if total == 0:
+            return []
+        where = filters.to_chroma() if filters else None
+        result = self._chunks.query(
+            query_embeddings=[vector],
+            n_results=min(total, k * 3),
+            where=where,
+            include=["documents", "metadatas", "distances"],
+        )
+        hits: list[SearchHit] = []
+        seen_text: set[tuple[str, int]] = set()
+        for chunk_id, text, meta, dist in zip(
+            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+        ):
+            canonical = str(meta.get("duplicate_of") or meta["doc_id"])
+            key = (canonical, int(meta["chunk_index"]))
+            if key in seen_text:
+                continue
+            seen_text.add(key)
+            hits.append(_to_hit(chunk_id, text, meta, 1.0 - float(dist)))
+            if len(hits) == k:
+                break
+        return hits
+
+    def query_chunks(
+        self, vector: np.ndarray, *, n: int, filters: Filters | None = None, with_vectors: bool = False
+    ) -> tuple[list[SearchHit], np.ndarray | None]:
+        """Raw nearest chunks (no duplicate collapsing), optionally with their vectors, for retrieval."""
+        total = self._chunks.count()
+        if total == 0:
+            return [], None
+        include = ["documents", "metadatas", "distances", *(["embeddings"] if with_vectors else [])]
+        result = self._chunks.query(
+            query_embeddings=[vector],
+            n_results=min(total, n),
+            where=filters.to_chroma() if filters else None,
+            include=include,
+        )
+        hits = [
+            _to_hit(chunk_id, text, meta, 1.0 - float(dist))
+            for chunk_id, text, meta, dist in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0]
+            )
+        ]
+        vectors = np.asarray(result["embeddings"][0], dtype=np.float32) if with_vectors else None
+        return hits, vectors
+
+    def stats(self) -> dict[str, Any]:
+        sources = self.sources()
+        return {
+            "documents": sum(s.documents for s in sources),
+            "duplicates": sum(s.duplicates for s in sources),
+            "chunks": int(self._chunks.count()),
+            "sources": len(sources),
+            "embedder": self.embedder_name or None,
+            "dim": self.dim or None,
+            "store": self.settings.chroma_url or str(self.settings.data_dir / "chroma"),
+            "schema": SCHEMA_VERSION,
+        }
+
+    def chunk_texts(self, doc_id: str) -> list[tuple[int, int, str]]:
+        result = self._chunks.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+        rows = [
+            (int(meta["char_start"]), int(meta["char_end"]), text)
+            for text, meta in zip(result["documents"], result["metadatas"])
+        ]
+        return sorted(rows)
+
+
+def document_vector(chunk_vectors: np.ndarray) -> np.ndarray:
+    """A document's vector: the normalised mean of its chunk vectors."""
+    mean = chunk_vectors.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm if norm > 0 else mean).astype(np.float32)
+
+
+def _stored(doc_id: str, meta: dict[str, Any]) -> StoredDoc:
+    return StoredDoc(
+        id=doc_id,
+        content_hash=str(meta.get("content_hash", "")),
+        duplicate_of=str(meta.get("duplicate_of") or "") or None,
+        source=str(meta.get("source", "")),
+    )
+
+
+def _user_metadata(meta: dict[str, Any]) -> dict[str, MetadataValue]:
+    user = {key: value for key, value in meta.items() if key not in _RESERVED}
+    return {key.removeprefix("meta_") if key.startswith("meta_") else key: value for key, value in user.items()}
+
+
+def _to_document(doc_id: str, text: str, meta: dict[str, Any]) -> Document:
+    return Document(
+        id=doc_id,
+        source=str(meta["source"]),
+        outlet=meta.get("outlet"),
+        title=meta.get("title"),
+        date=meta.get("date"),
+        url=meta.get("url"),
+        text=text,
+        metadata=_user_metadata(meta),
+        duplicate_of=str(meta.get("duplicate_of") or "") or None,
+        origin=str(meta.get("origin", "")),
+    )
+
+
+def _to_hit(chunk_id: str, text: str, meta: dict[str, Any], score: float) -> SearchHit:
+    return SearchHit(
+        chunk_id=chunk_id,
+        doc_id=str(meta["doc_id"]),
+        source=str(meta["source"]),
+        outlet=meta.get("outlet"),
+        title=meta.get("title"),
+        date=meta.get("date"),
+        url=meta.get("url"),
+        char_start=int(meta["char_start"]),
+        char_end=int(meta["char_end"]),
+        text=text,
+        score=round(score, 6),
+        duplicate_of=str(meta.get("duplicate_of") or "") or None,
+    )
+
+
+def _summarise(source: str, rows: list[dict[str, Any]]) -> SourceSummary:
+    dates = sorted(str(row["date"]) for row in rows if row.get("date"))
+    outlets = [str(row["outlet"]) for row in rows if row.get("outlet")]
+    duplicates = sum(1 for row in rows if row.get("duplicate_of"))
+    return SourceSummary(
+        source=source,
+        outlet=outlets[0] if outlets else None,
+        documents=len(rows) - duplicates,
+        duplicates=duplicates,
+        undated=sum(1 for row in rows if not row.get("date")),
+        first_date=dates[0] if dates else None,
+        last_date=dates[-1] if dates else None,
+    )

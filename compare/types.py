@@ -1,0 +1,112 @@
+"""Domain types shared by every stage: ingest -> chunk -> embed -> store -> retrieve."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MetadataValue = str | int | float | bool
+IngestStatus = Literal["added", "unchanged", "replaced", "duplicate", "failed"]
+
+
+def content_hash(text: str) -> str:
+    """Stable id for a text: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+class Document(BaseModel):
+    """One article, cleaned. `text` is the exact text that offsets and quotes refer to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Given id, or a content hash of the clean text.")
+    source: str = Field(description="Who published it, as a short key (e.g. 'nyt', 'whitehouse').")
+    outlet: str | None = Field(default=None, description="Human-readable outlet name.")
+    title: str | None = None
+    date: str | None = Field(default=None, description="ISO date YYYY-MM-DD, or None when unknown.")
+    url: str | None = None
+    text: str = Field(description="Clean article text; every offset points into this string.")
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict, description="Any other input fields (e.g. event_id); scalars only."
+    )
+    duplicate_of: str | None = Field(default=None, description="Id of the document this one duplicates.")
+    origin: str = Field(default="", description="Where it came from: file path, path:line, or URL.")
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.text)
+
+
+class Chunk(BaseModel):
+    """A token window of a document. Invariant: text == document.text[char_start:char_end]."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doc_id: str
+    index: int
+    char_start: int
+    char_end: int
+    text: str
+    n_tokens: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.doc_id}::{self.index}"
+
+
+class SearchHit(BaseModel):
+    """A chunk returned by a search, with the document fields needed to show it."""
+
+    chunk_id: str
+    doc_id: str
+    source: str
+    outlet: str | None
+    title: str | None
+    date: str | None
+    url: str | None
+    char_start: int
+    char_end: int
+    text: str
+    score: float = Field(description="Cosine similarity to the query, 1 is identical.")
+    duplicate_of: str | None = None
+
+
+class SourceSummary(BaseModel):
+    source: str
+    outlet: str | None
+    documents: int
+    duplicates: int
+    undated: int
+    first_date: str | None
+    last_date: str | None
+
+
+class IngestItemResult(BaseModel):
+    """What happened to one input item."""
+
+    origin: str
+    status: IngestStatus
+    doc_id: str | None = None
+    chunks: int = 0
+    duplicate_of: str | None = None
+    reason: str | None = None
+    hint: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class IngestReport(BaseModel):
+    items: list[IngestItemResult] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    def count(self, status: IngestStatus) -> int:
+        return sum(1 for item in self.items if item.status == status)
+
+    @property
+    def failed(self) -> list[IngestItemResult]:
+        return [item for item in self.items if item.status == "failed"]
+
+    @property
+    def undated(self) -> list[str]:
+        return [item.doc_id or item.origin for item in self.items if "no date" in " ".join(item.warnings)]
