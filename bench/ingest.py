@@ -87,7 +87,9 @@ def run_phase(inputs: list[str], data_dir: str) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, default=SHARED)
     parser.add_argument("--synthetic-chunks", type=int, default=5200)
     parser.add_argument("--quick", action="store_true", help="small scale-up (800 chunks) for a smoke run")

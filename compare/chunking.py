@@ -19,9 +19,11 @@ from compare.types import Chunk
 
 # Titles, months and initials that end with a period without ending a sentence.
 _ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof sen rep gov gen lt col sgt capt cmdr adm maj st jr sr rev hon pres amb
-    u.s u.k u.n e.u e.g i.e vs etc al no nos inc corp co ltd dept est approx fig vol pp
-    jan feb mar apr jun jul aug sep sept oct nov dec""".split()
+    (
+        "mr mrs ms dr prof sen rep gov gen lt col sgt capt cmdr adm maj st jr sr rev hon pres amb "
+        "u.s u.k u.n e.u e.g i.e vs etc al no nos inc corp co ltd dept est approx fig vol pp "
+        "jan feb mar apr jun jul aug sep sept oct nov dec"
+    ).split()
 )
 _BOUNDARY = re.compile(r"""[.!?…]+["”’'\)\]]*(?=\s+["“‘'\(\[]?[A-Z0-9])""")
 _PARAGRAPH = re.compile(r"\n+")
@@ -43,7 +45,11 @@ def _line_sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _BOUNDARY.finditer(text, start, end):
-        if match.group().startswith(".") and len(match.group()) == 1 and _is_abbreviation(text, match.start()):
+        if (
+            match.group().startswith(".")
+            and len(match.group()) == 1
+            and _is_abbreviation(text, match.start())
+        ):
             continue
         spans.append((cursor, match.end()))
         cursor = match.end()

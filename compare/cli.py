@@ -1,4 +1,4 @@
-"""`ncompare`: thin command line over the library. Parse, call, print (rich for people, --json for scripts)."""
+"""`ncompare`: a thin command line over the library. Parse, call, print (rich, or --json for scripts)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,16 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from compare import __version__
 from compare.errors import CompareError
 from compare.ingest.readers import ReadOptions
 from compare.services import Services
@@ -35,11 +41,15 @@ err = Console(stderr=True)
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Store and history location [env NCOMPARE_DATA_DIR; default: per-user dir]."),
+    typer.Option(
+        "--data-dir", help="Store and history location [env NCOMPARE_DATA_DIR; default: per-user dir]."
+    ),
 ]
 ChromaUrl = Annotated[
     str | None,
-    typer.Option("--chroma-url", help="Use a Chroma server (http://host:port) instead of the embedded store."),
+    typer.Option(
+        "--chroma-url", help="Use a Chroma server (http://host:port) instead of the embedded store."
+    ),
 ]
 EmbedderOpt = Annotated[
     str | None, typer.Option("--embedder", help="'minilm' (offline default) or 'openai:<model>'.")
@@ -49,7 +59,8 @@ SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s", help="Onl
 SinceOpt = Annotated[str | None, typer.Option("--since", help="Only documents dated on/after YYYY-MM-DD.")]
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Only documents dated on/before YYYY-MM-DD.")]
 WhereOpt = Annotated[
-    list[str] | None, typer.Option("--where", "-w", help="Metadata filter key=value, e.g. event_id=X (repeatable).")
+    list[str] | None,
+    typer.Option("--where", "-w", help="Metadata filter key=value, e.g. event_id=X (repeatable)."),
 ]
 
 
@@ -88,9 +99,9 @@ def _filters(
         if not sep or not key.strip():
             _fail(f"--where {item!r} is not key=value", "example: --where event_id=us-gov-2022-10-10")
         pairs[key.strip()] = value.strip()
-    for flag, value in (("--since", since), ("--until", until)):
-        if value and not _is_iso_date(value):
-            _fail(f"{flag} {value!r} is not a date", "use YYYY-MM-DD, e.g. 2022-10-01")
+    for flag, day in (("--since", since), ("--until", until)):
+        if day and not _is_iso_date(day):
+            _fail(f"{flag} {day!r} is not a date", "use YYYY-MM-DD, e.g. 2022-10-01")
     return Filters(sources=sources or [], since=since, until=until, where=pairs or None)
 
 
@@ -127,7 +138,9 @@ def ingest(
     """Clean, chunk, embed and store articles. Re-running adds nothing new; changed texts replace old ones."""
     settings = _settings(data_dir, chroma_url, embedder)
     if allow_private:
-        settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"allow_private": True})})
+        settings = settings.model_copy(
+            update={"ingest": settings.ingest.model_copy(update={"allow_private": True})}
+        )
     options = ReadOptions(
         source=source, outlet=outlet, title=title, date=date, url=url, format=format, settings=settings.ingest
     )
@@ -185,8 +198,9 @@ def _ingest_json(report: IngestReport) -> dict[str, Any]:
 def _print_ingest_summary(report: IngestReport) -> None:
     summary = _ingest_json(report)
     out.print(
-        f"[bold]{summary['added']}[/] added, {summary['unchanged']} unchanged, {summary['replaced']} replaced, "
-        f"{summary['duplicate']} duplicates, [{'red' if report.failed else 'green'}]{summary['failed']} failed[/]"
+        f"[bold]{summary['added']}[/] added, {summary['unchanged']} unchanged, "
+        f"{summary['replaced']} replaced, {summary['duplicate']} duplicates, "
+        f"[{'red' if report.failed else 'green'}]{summary['failed']} failed[/]"
         f"  ({summary['chunks']} chunks in {report.seconds:.1f} s)"
     )
     for item in report.items:
@@ -194,7 +208,9 @@ def _print_ingest_summary(report: IngestReport) -> None:
             out.print(f"  [cyan]duplicate[/] {escape(item.origin)} = {escape(item.duplicate_of or '')}")
     if report.undated:
         out.print(f"  [yellow]no date[/] for {len(report.undated)}: {escape(', '.join(report.undated[:8]))}")
-        out.print("    dates are never invented: pass --date or add `date` to the metadata to place them in time")
+        out.print(
+            "    dates are never invented: pass --date or add `date` to the metadata to place them in time"
+        )
     for item in report.failed:
         out.print(f"  [red]failed[/] {escape(item.origin)}: {escape(item.reason or '')}")
         if item.hint:
@@ -262,7 +278,10 @@ def doc(
     with _friendly_errors():
         document = Services(_settings(data_dir, chroma_url)).reader_store.get_document(doc_id)
     if document is None:
-        _fail(f"no document with id {doc_id!r}", "list what is stored with `ncompare sources` or `ncompare search`")
+        _fail(
+            f"no document with id {doc_id!r}",
+            "list what is stored with `ncompare sources` or `ncompare search`",
+        )
     if as_json:
         _print_json(document.model_dump())
         return
@@ -302,8 +321,8 @@ def search(
         return
     for rank, hit in enumerate(hits, 1):
         out.print(
-            f"[bold]{rank}.[/] [green]{hit.score:.3f}[/]  [bold]{escape(hit.source)}[/]  {hit.date or 'undated'}"
-            f"  [dim]{escape(hit.doc_id)} [{hit.char_start}:{hit.char_end}][/]"
+            f"[bold]{rank}.[/] [green]{hit.score:.3f}[/]  [bold]{escape(hit.source)}[/]"
+            f"  {hit.date or 'undated'}  [dim]{escape(hit.doc_id)} [{hit.char_start}:{hit.char_end}][/]"
         )
         out.print(f"   {escape(_snippet(hit.text))}\n")
 
@@ -315,8 +334,12 @@ def _snippet(text: str, width: int = 300) -> str:
 
 @app.command()
 def delete(
-    doc_id: Annotated[list[str] | None, typer.Option("--doc", help="Delete this document (repeatable).")] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Delete every document of this source.")] = None,
+    doc_id: Annotated[
+        list[str] | None, typer.Option("--doc", help="Delete this document (repeatable).")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="Delete every document of this source.")
+    ] = None,
     data_dir: DataDir = None,
     chroma_url: ChromaUrl = None,
     as_json: JsonOpt = False,
@@ -343,7 +366,9 @@ def config(data_dir: DataDir = None, chroma_url: ChromaUrl = None, as_json: Json
         settings = _settings(data_dir, chroma_url)
     rows = settings.describe()
     if as_json:
-        _print_json({name: _jsonable(value) for name, value, _ in rows} | {"settings_hash": settings.settings_hash()})
+        _print_json(
+            {name: _jsonable(value) for name, value, _ in rows} | {"settings_hash": settings.settings_hash()}
+        )
         return
     table = Table("setting", "value", "env variable", "meaning")
     for name, value, description in rows:
@@ -372,9 +397,13 @@ def demo(
             if not corpus.exists():
                 _fail(f"demo corpus {corpus} not found", "run from the repository root, or pass --corpus DIR")
             out.print(f"Ingesting the demo corpus from {corpus} into {settings.data_dir} …")
-            _print_ingest_summary(_run_ingest(services, [str(corpus)], ReadOptions(settings=settings.ingest), quiet=False))
+            _print_ingest_summary(
+                _run_ingest(services, [str(corpus)], ReadOptions(settings=settings.ingest), quiet=False)
+            )
         out.print()
-        sources(data_dir=data_dir, chroma_url=None, source=None, since=None, until=None, where=None, as_json=False)
+        sources(
+            data_dir=data_dir, chroma_url=None, source=None, since=None, until=None, where=None, as_json=False
+        )
         for question in DEMO_QUESTIONS:
             _demo_question(services, question)
 
@@ -395,7 +424,9 @@ def _demo_question(services: Services, question: str) -> None:
     for source_name, source_hits in by_source.items():
         out.print(f"[bold cyan]{escape(source_name)}[/]")
         for hit in source_hits[:2]:
-            out.print(f"  {hit.date or 'undated'}  [green]{hit.score:.2f}[/]  {escape(_snippet(hit.text, 220))}")
+            out.print(
+                f"  {hit.date or 'undated'}  [green]{hit.score:.2f}[/]  {escape(_snippet(hit.text, 220))}"
+            )
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ class ConfigError(CompareError):
 class IngestError(CompareError):
     """One input (file, JSONL line, URL) could not be ingested. Names the input and, for JSONL, the line."""
 
-    def __init__(self, origin: str, message: str, *, hint: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self, origin: str, message: str, *, hint: str | None = None, line: int | None = None
+    ) -> None:
         where = f"{origin}:{line}" if line is not None else origin
         super().__init__(f"{where}: {message}", hint=hint)
         self.origin = origin

@@ -177,7 +177,7 @@ def _open_client(settings: Settings) -> Any:
         except Exception as exc:
             raise StoreError(
                 f"cannot reach the Chroma server at {settings.chroma_url}: {exc}",
-                hint="start it with `chroma run --path DIR --host 127.0.0.1 --port PORT`, or drop --chroma-url",
+                hint="start one with `chroma run --path DIR --host 127.0.0.1 --port N`, or drop --chroma-url",
             ) from exc
     path = settings.data_dir / "chroma"
     path.mkdir(parents=True, exist_ok=True)
@@ -283,13 +283,13 @@ class Store:
                 ids=ids[start:end],
                 embeddings=np.concatenate(vectors)[start:end],
                 documents=texts[start:end],
-                metadatas=metas[start:end],  # type: ignore[arg-type]
+                metadatas=metas[start:end],
             )
         self._docs.upsert(
             ids=[doc.id for doc, _, _ in items],
             embeddings=np.stack(doc_vectors),
             documents=[doc.text for doc, _, _ in items],
-            metadatas=[_document_metadata(doc, len(chunks)) for doc, chunks, _ in items],  # type: ignore[misc]
+            metadatas=[_document_metadata(doc, len(chunks)) for doc, chunks, _ in items],
         )
         self.journal.clear()
 
@@ -463,7 +463,9 @@ def _stored(doc_id: str, meta: dict[str, Any]) -> StoredDoc:
 
 def _user_metadata(meta: dict[str, Any]) -> dict[str, MetadataValue]:
     user = {key: value for key, value in meta.items() if key not in _RESERVED}
-    return {key.removeprefix("meta_") if key.startswith("meta_") else key: value for key, value in user.items()}
+    return {
+        key.removeprefix("meta_") if key.startswith("meta_") else key: value for key, value in user.items()
+    }
 
 
 def _to_document(doc_id: str, text: str, meta: dict[str, Any]) -> Document:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 from compare.chunking import Chunker, get_encoding, sentence_spans
 from tests.conftest import FIXTURES
@@ -63,7 +64,7 @@ def test_consecutive_chunks_overlap_by_whole_sentences() -> None:
     article = _articles()[0]
     chunks = Chunker(max_tokens=100, overlap_tokens=40).chunk(article["id"], article["text"])
     assert len(chunks) > 2
-    overlapping = sum(1 for a, b in zip(chunks, chunks[1:], strict=False) if b.char_start < a.char_end)
+    overlapping = sum(1 for a, b in pairwise(chunks) if b.char_start < a.char_end)
     assert overlapping >= len(chunks) // 2
     sentence_starts = {start for start, _ in sentence_spans(article["text"])}
     assert all(chunk.char_start in sentence_starts for chunk in chunks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def test_search_negotiating_position_slices_stored_text(demo: tuple[Services, An
     for hit in hits:
         doc = services.store.get_document(hit.doc_id)
         assert doc is not None and doc.text[hit.char_start : hit.char_end] == hit.text
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
+    assert all(a.score >= b.score for a, b in pairwise(hits))
 
 
 def test_search_filters_by_event_and_dates(demo: tuple[Services, Any]) -> None:
@@ -108,7 +109,9 @@ def test_changed_text_replaces_old_chunks(services: Services, tmp_path: Path) ->
     first = services.ingest([str(_jsonl(tmp_path / "v1.jsonl", [article]))], options)
     assert first.count("added") == 1
     old_chunks = services.store.chunk_texts(article["id"])
-    edited = dict(article, text=article["text"].split("\n")[0] + "\n\nA new closing paragraph was added here.")
+    edited = dict(
+        article, text=article["text"].split("\n")[0] + "\n\nA new closing paragraph was added here."
+    )
     second = services.ingest([str(_jsonl(tmp_path / "v2.jsonl", [edited]))], options)
     assert second.count("replaced") == 1
     new_chunks = services.store.chunk_texts(article["id"])

@@ -33,7 +33,9 @@ def _item(doc: Document, seed: int) -> tuple[Document, list[Chunk], np.ndarray]:
     half = len(doc.text) // 2
     chunks = [
         Chunk(doc_id=doc.id, index=0, char_start=0, char_end=half, text=doc.text[:half], n_tokens=5),
-        Chunk(doc_id=doc.id, index=1, char_start=half, char_end=len(doc.text), text=doc.text[half:], n_tokens=5),
+        Chunk(
+            doc_id=doc.id, index=1, char_start=half, char_end=len(doc.text), text=doc.text[half:], n_tokens=5
+        ),
     ]
     return doc, chunks, np.stack([_vec(seed), _vec(seed + 1000)])
 
@@ -43,7 +45,9 @@ def store(settings: Settings) -> Store:
     s = Store(settings, embedder_name="fake", dim=DIM)
     s.write(
         [
-            _item(_doc("a", "nyt", "2022-03-01", "Alpha text about sanctions. " * 4, event_id="e1", row=7), 1),
+            _item(
+                _doc("a", "nyt", "2022-03-01", "Alpha text about sanctions. " * 4, event_id="e1", row=7), 1
+            ),
             _item(_doc("b", "fox", "2023-01-15", "Bravo text about tanks. " * 4, event_id="e2"), 2),
             _item(_doc("c", "fox", None, "Charlie undated text here. " * 4, event_id="e1"), 3),
         ]
@@ -122,7 +126,7 @@ def test_refuses_to_mix_embedders(store: Store, settings: Settings) -> None:
 
 def test_interrupted_write_is_rolled_back_on_open(store: Store, settings: Settings) -> None:
     """Simulates a crash after chunks were written but before the document record."""
-    doc, chunks, vectors = _item(_doc("d", "nyt", "2022-05-05", "Delta text. " * 6), 9)
+    _, chunks, vectors = _item(_doc("d", "nyt", "2022-05-05", "Delta text. " * 6), 9)
     store.journal.begin(["d"])
     store._chunks.upsert(
         ids=[c.id for c in chunks], embeddings=vectors, documents=[c.text for c in chunks],
