@@ -110,3 +110,23 @@ class IngestReport(BaseModel):
     @property
     def undated(self) -> list[str]:
         return [item.doc_id or item.origin for item in self.items if "no date" in " ".join(item.warnings)]
+
+
+QuoteStatus = Literal["verified", "repaired", "unverified"]
+
+
+class Quote(BaseModel):
+    """A span of a stored document. `text` is always read from the store, never taken from a model."""
+
+    doc_id: str
+    source: str
+    date: str | None = None
+    char_start: int
+    char_end: int
+    text: str
+    status: QuoteStatus = Field(
+        description="verified: exact or whitespace/quote-normalised match; repaired: fuzzy match, stored text "
+        "substituted; unverified: not found, never presented as a quote."
+    )
+    proposed: str | None = Field(default=None, description="What was proposed, when it differs from `text`.")
+    similarity: float | None = Field(default=None, description="Fuzzy-match score for repaired quotes.")

@@ -5,22 +5,23 @@ Furniture is found by mechanism, never by listing one site's sentences:
 (a) ``FURNITURE_PATTERNS``: whole-line regexes for the usual boilerplate ("Read more", "Advertisement",
     "Share this article", "Sign up for our newsletter", "All rights reserved", cookie notices, correction
     notices, "press Ctrl + Enter", lines with no letters or digits such as "###").
-(b) ``RepeatedLines``: short lines that occur in two or more documents of one source (footers, bylines, datelines).
+(b) ``RepeatedLines``: short lines that occur in two or more documents of one source (footers, bylines,
+    datelines).
 (c) Headline-like lines (few words, no sentence-ending punctuation) that repeat inside the document or sit
     next to furniture (a run of them is dropped together).
-(d) Related-story blocks: after a marker such as "Other Topics of Interest", "Related" or "Read also" standing on
-    its own line, the headline-like line(s) under it and the single teaser paragraph under those are dropped.
+(d) Related-story blocks: after a marker such as "Other Topics of Interest", "Related" or "Read also"
+    standing on its own line, the headline-like line(s) under it and the single teaser paragraph under
+    those are dropped.
 
-Layout: \\r\\n becomes \\n; spaces and tabs collapse to one space; lines are stripped; every non-blank line is a
-paragraph and paragraphs are separated by exactly one blank line. Non-breaking and other fixed-width spaces
-(U+00A0, U+2007, U+202F) become plain spaces and invisible characters (zero-width space, word joiner, BOM, soft
-hyphen) are removed: this runs before any offset exists, and it lets a quote typed with ordinary spaces match
-verbatim. Curly quotes, apostrophes and dashes are kept exactly as they are.
+Layout: \\r\\n becomes \\n; spaces and tabs collapse to one space; lines are stripped; every non-blank line
+is a paragraph, and paragraphs are separated by exactly one blank line. Non-breaking and other fixed-width
+spaces (U+00A0, U+2007, U+202F) become plain spaces and invisible characters (zero-width space, word joiner,
+BOM, soft hyphen) are removed: this runs before any offset exists, and it lets a quote typed with ordinary
+spaces match verbatim. Curly quotes, apostrophes and dashes are kept exactly as they are.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,12 +33,14 @@ MAX_FURNITURE_WORDS = 40
 MAX_HEADLINE_WORDS = 20
 # A teaser under a related-story headline is at most this long; anything longer is kept as article text.
 MAX_TEASER_WORDS = 80
+# A document whose text (by characters) is at least this share of lines already seen in its source is a copy.
+COPY_SHARE = 0.8
 _SENTENCE_END = ".!?…:;,—–-"
 _CLOSERS = "\"'”’»)]"
 
 _RELATED = (
     r"other topics of interest",
-    r"related(?: (?:stories|story|articles|article|news|content|coverage|reading|posts|topics|links|videos))?",
+    r"related(?: (?:stories|story|articles?|news|content|coverage|reading|posts|topics|links|videos))?",
     r"(?:read|see) (?:also|more|next)",
     r"more (?:on|about|from) this (?:story|topic|subject)",
     r"more stories",
@@ -48,7 +51,8 @@ _RELATED = (
 # (d) markers standing alone on their line (a trailing colon or arrow is allowed).
 RELATED_MARKERS = tuple(re.compile(rf"(?:{pattern})\s*[:.…»›>→-]?", re.IGNORECASE) for pattern in _RELATED)
 
-_SOCIAL = r"(?:facebook|twitter|x|linkedin|whatsapp|telegram|reddit|email|e-mail|print|copy link|flipboard|pinterest)"
+_SOCIAL = r"(?:facebook|twitter|x|linkedin|whatsapp|telegram|reddit|e-?mail|print|copy link|pinterest)"
+_NETWORKS = r"(?:facebook|twitter|x|instagram|telegram|linkedin|youtube|tiktok|threads|bluesky)"
 _FURNITURE = (
     *(marker.pattern for marker in RELATED_MARKERS),
     r"(?:related|read also|read more|see also|read next)\s*:.*",  # inline "Read also: <headline>"
@@ -60,19 +64,21 @@ _FURNITURE = (
     r"(?:sign up|subscribe|register)\b.*\b(?:newsletters?|updates|inbox|alerts|briefing)\b.*",
     r"subscribe(?: now| today| here)?[.!]?",
     r"follow us\b.*",
-    r"follow (?:\S+ ){1,4}on (?:facebook|twitter|x|instagram|telegram|linkedin|youtube|tiktok|threads|bluesky)\b.*",
+    rf"follow (?:\S+ ){{1,4}}on {_NETWORKS}\b.*",
     rf"share(?: this| the)?(?: article| story| post| page)?(?: (?:on|via) {_SOCIAL})?\s*:?",
     rf"(?:{_SOCIAL}[\s|·•,/]*){{2,}}",
     r"(?:©|\(c\)|copyright\s*(?:©|\(c\)|\d{4})).*",
     r".*\ball rights reserved\b.*",
     r"click here\b.*",
-    r".*\b(?:we use cookies|this (?:web)?site uses cookies|accept (?:all )?cookies|cookie (?:policy|settings|preferences|consent))\b.*",
-    r"(?:skip to (?:main )?content|back to top|jump to comments?|(?:show|load|view) (?:more )?comments|\d* ?comments?|print(?: this (?:article|page))?|email this (?:article|story))",
+    r".*\b(?:we use cookies|this (?:web)?site uses cookies|accept (?:all )?cookies)\b.*",
+    r".*\bcookie (?:policy|settings|preferences|consent)\b.*",
+    r"(?:skip to (?:main )?content|back to top|jump to comments?|(?:show|load|view) (?:more )?comments)",
+    r"(?:\d* ?comments?|print(?: this (?:article|page))?|email this (?:article|story))",
     r"(?:listen to|download) (?:this|the) (?:article|story|app|podcast)\b.*",
     r"(?:tags?|topics|filed under|categories)\s*:.*",
     r"(?:photo|image|video|illustration|graphic)s?(?: credit)?\s*:.{0,100}",
     r"(?:already a subscriber|log ?in|sign ?in)\b.{0,60}",
-    r"(?:this|the) (?:article|story|content) is (?:only )?(?:available|reserved) (?:to|for) (?:subscribers|members)\b.*",
+    r"(?:this|the) (?:article|story) is (?:only )?(?:available|reserved) (?:to|for) (?:subscribers|members)",
     r"(?:loading\.*|please enable javascript\b.*)",
     r"[\W_]+",  # no letters or digits at all: ###, ***, ---, •••
 )
@@ -168,11 +174,12 @@ def _drop_headlines_near_furniture(lines: list[str], furniture: list[bool], drop
 
 
 class RepeatedLines:
-    """Counts, per source, in how many documents each short line occurs; lines in >= `min_documents` are furniture.
+    """Counts, per source, in how many documents each short line occurs; lines in >= `min_documents` of them
+    are furniture.
 
-    Feed it every document of a window (`observe`) before cleaning them with `furniture_for(source)`. A document
-    that is a copy of one already seen (half or more of its prose lines seen before in that source: a re-run or
-    a syndicated duplicate) is not counted, so that shared article text is never mistaken for furniture.
+    Feed it every document of a window (`observe`) before cleaning them with `furniture_for(source)`. A
+    document that is mostly (by characters) lines already seen in that source is a copy (a re-run, or a
+    syndicated duplicate) and is not counted, so text shared by two copies is never mistaken for furniture.
     """
 
     def __init__(
@@ -182,18 +189,16 @@ class RepeatedLines:
         self.max_words = max_words
         self.max_lines_per_source = max_lines_per_source
         self._counts: dict[str, Counter[str]] = defaultdict(Counter)
-        self._prose: dict[str, set[str]] = defaultdict(set)
-        self._texts: dict[str, set[str]] = defaultdict(set)
+        self._seen: dict[str, set[int]] = defaultdict(set)
 
     def observe(self, source: str, text: str) -> None:
         lines = set(paragraphs(text))
-        whole = _digest("\n".join(sorted(lines)))
-        prose = {_digest(line) for line in lines if len(line.split()) >= 8}
-        seen = self._prose[source]
-        if whole in self._texts[source] or (prose and len(prose & seen) * 2 >= len(prose)):
+        if not lines or self._is_copy(source, lines):
             return
-        self._texts[source].add(whole)
-        seen.update(prose)
+        seen = self._seen[source]
+        if len(seen) > 40 * self.max_lines_per_source:
+            seen.clear()  # bound memory; at worst a later copy of an old document goes unrecognised
+        seen.update(hash(line) for line in lines)
         counts = self._counts[source]
         counts.update(line for line in lines if len(line.split()) <= self.max_words)
         if len(counts) > self.max_lines_per_source:
@@ -205,6 +210,7 @@ class RepeatedLines:
         counts = self._counts.get(source, Counter())
         return frozenset(line for line, count in counts.items() if count >= self.min_documents)
 
-
-def _digest(line: str) -> str:
-    return hashlib.blake2b(line.encode("utf-8"), digest_size=8).hexdigest()
+    def _is_copy(self, source: str, lines: set[str]) -> bool:
+        seen = self._seen[source]
+        shared = sum(len(line) for line in lines if hash(line) in seen)
+        return shared >= COPY_SHARE * sum(len(line) for line in lines)

@@ -150,7 +150,9 @@ class Ingestor:
             )
             return None
         self._seen[doc.id] = (doc.content_hash, doc.origin)
-        warnings = [] if doc.date else ["no date: kept undated (pass --date or add `date` to its metadata)"]
+        warnings = list(raw.warnings)
+        if not doc.date:
+            warnings.append("no date: kept undated (pass --date or add `date` to its metadata)")
         return _Pending(doc=doc, status="added", warnings=warnings)
 
     def _mark_exact_duplicate(self, doc: Document) -> None:

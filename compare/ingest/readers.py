@@ -10,13 +10,14 @@ import codecs
 import glob
 import io
 import ipaddress
+import itertools
 import json
 import os
 import re
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -73,13 +74,14 @@ class ReadOptions:
 
 @dataclass
 class RawDocument:
-    """One input item before cleaning. `fields` holds id/source/outlet/title/date/url and any extra metadata."""
+    """One input item before cleaning; `fields` holds id/source/outlet/title/date/url and extra metadata."""
 
     origin: str
     format: str
     text: str
     fields: dict[str, Any]
     line: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def error(self, message: str, *, hint: str | None = None) -> IngestError:
         """An IngestError about this item, naming its file (and JSONL line) or URL."""
@@ -102,11 +104,31 @@ def iter_raw(inputs: Sequence[str], options: ReadOptions) -> Iterator[RawDocumen
         if re.match(r"https?://", item, re.IGNORECASE):
             yield _read_url(item, options)
             continue
+        if re.match(r"[a-z][a-z0-9+.-]*://", item, re.IGNORECASE):
+            yield IngestError(
+                item, "unsupported URL scheme", hint="only http:// and https:// pages are fetched"
+            )
+            continue
+        in_folder = Path(item).is_dir() or glob.has_magic(item)
         for path in _expand(item):
             if isinstance(path, IngestError):
                 yield path
             else:
-                yield from _read_path(path, options)
+                yield from _with_folder_source(_read_path(path, options), path, in_folder)
+
+
+def _with_folder_source(
+    items: Iterator[RawDocument | IngestError], path: Path, in_folder: bool
+) -> Iterator[RawDocument | IngestError]:
+    """In a folder, a document that names no source takes its sub-folder's name (and says so)."""
+    for raw in items:
+        if in_folder and isinstance(raw, RawDocument) and not raw.fields.get("source"):
+            raw.fields["source"] = path.parent.name
+            raw.warnings.append(
+                f"no source: used the folder name {path.parent.name!r} "
+                "(pass --source or a sidecar <stem>.meta.yaml to set it)"
+            )
+        yield raw
 
 
 # --- finding files -------------------------------------------------------------------------------------
@@ -146,13 +168,17 @@ def _expand_glob(pattern: str) -> Iterator[Path | IngestError]:
             yield path
 
 
+#: Files that describe a corpus rather than belong to it; skipped when walking a folder (not when named).
+_CORPUS_DOCS = re.compile(r"^(readme|license|licence|changelog|notice|copying|contributing)([._-].*)?$", re.I)
+
+
 def _walk(root: Path) -> Iterator[Path]:
-    """Files under root, recursively, sorted, without hidden files/directories and metadata sidecars."""
+    """Files under root, recursively, sorted, without hidden files, sidecars and README/LICENSE files."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if not name.startswith(".") and not _is_sidecar(path):
+            if not name.startswith(".") and not _is_sidecar(path) and not _CORPUS_DOCS.match(name):
                 yield path
 
 
@@ -182,19 +208,40 @@ def _read_path(path: Path, options: ReadOptions) -> Iterator[RawDocument | Inges
 def _read_single(path: Path, fmt: str, options: ReadOptions) -> RawDocument:
     origin = str(path)
     data = _read_bytes(path, options.settings)
-    if fmt == "pdf":
-        text, found = _pdf_text(origin, data), {}
-    elif fmt == "html":
-        _check_text_bytes(origin, data)
-        text, found = _html_text(origin, data, url=options.url)
-    else:
-        decoded = _decode_text(origin, data)
-        found, decoded = _front_matter(origin, decoded) if fmt == "md" else ({}, decoded)
-        text = reflow(markdown_to_text(decoded) if fmt == "md" else decoded)
+    text, found = _FILE_READERS[fmt](origin, data, options)
     fields = {**found, **_sidecar(path), **options.flags()}
     if fmt == "html" and not fields.get("source"):
         fields["source"] = _host(fields.get("url")) or found.get("outlet")
     return RawDocument(origin=origin, format=fmt, text=text, fields=_drop_none(fields))
+
+
+Found = tuple[str, dict[str, Any]]  # (text, metadata found inside the file)
+
+
+def _txt_file(origin: str, data: bytes, options: ReadOptions) -> Found:
+    return reflow(_decode_text(origin, data)), {}  # plain text may be hard-wrapped
+
+
+def _md_file(origin: str, data: bytes, options: ReadOptions) -> Found:
+    found, body = _front_matter(origin, _decode_text(origin, data))
+    return markdown_to_text(body), found  # Markdown joins its own soft line breaks
+
+
+def _html_file(origin: str, data: bytes, options: ReadOptions) -> Found:
+    _check_text_bytes(origin, data)
+    return _html_text(origin, data, url=options.url)
+
+
+def _pdf_file(origin: str, data: bytes, options: ReadOptions) -> Found:
+    return _pdf_text(origin, data), {}
+
+
+_FILE_READERS: dict[str, Callable[[str, bytes, ReadOptions], Found]] = {
+    "txt": _txt_file,
+    "md": _md_file,
+    "html": _html_file,
+    "pdf": _pdf_file,
+}
 
 
 def _read_bytes(path: Path, settings: IngestSettings) -> bytes:
@@ -251,7 +298,7 @@ def _encoding_error(origin: str, data: bytes, exc: UnicodeDecodeError) -> Ingest
 
 
 def _iconv_name(python_name: str) -> str:
-    """charset-normalizer reports Python codec names (cp1252, latin_1); iconv wants WINDOWS-1252, ISO-8859-1."""
+    """charset-normalizer gives Python codec names (cp1252, latin_1); iconv wants WINDOWS-1252, ISO-8859-1."""
     name = codecs.lookup(python_name).name  # canonical: 'cp1252', 'iso8859-1', 'utf-16', 'mac-roman'
     if re.fullmatch(r"cp125\d", name):
         return "WINDOWS-" + name[2:]
@@ -311,13 +358,45 @@ def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[RawDocument | Inge
     limit = int(options.settings.max_file_mb * _MB)
     records = 0
     with handle:
+        try:
+            _check_text_bytes(origin, handle.read(8192))  # one error for a binary file, not one per "line"
+        except IngestError as exc:
+            yield exc
+            return
+        handle.seek(0)
         for number, line in _lines(handle, limit):
             if line is not None and not line.strip():
                 continue
             records += 1
-            yield _jsonl_record(origin, number, line, defaults, options.settings)
+            result = _jsonl_record(origin, number, line, defaults, options.settings)
+            if records == 1 and _not_articles(line, result):
+                yield _not_an_article_file(origin, number, line)
+                return
+            yield result
     if records == 0:
         yield IngestError(origin, "empty file (no JSON lines)", hint="put one JSON object per line")
+
+
+def _not_articles(line: bytes | None, result: RawDocument | IngestError) -> bool:
+    """The first record is a JSON object with no "text" key at all: the file holds something else."""
+    if not isinstance(result, IngestError) or line is None:
+        return False
+    try:
+        record = json.loads(line.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(record, dict) and "text" not in record
+
+
+def _not_an_article_file(origin: str, number: int, line: bytes | None) -> IngestError:
+    keys = ", ".join(sorted(json.loads((line or b"{}").decode("utf-8-sig")))[:8])
+    return IngestError(
+        origin,
+        f'line {number} has no "text" field (fields: {keys}): this does not look like a file of articles; '
+        "skipped the whole file",
+        hint='articles need a "text" field; if this file is metadata (events, labels), leave it out',
+        line=number,
+    )
 
 
 def _lines(handle: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
@@ -413,11 +492,34 @@ def _front_matter(origin: str, text: str) -> tuple[dict[str, Any], str]:
     return found, text[match.end() :]
 
 
+_MD_BLOCK_START = re.compile(r" {0,3}(?:#{1,6}\s|[-*+]\s|\d{1,3}[.)]\s|>|\||```|~~~|(?:[-*_=]\s*){3,}$)")
+_MD_BLOCK_END = re.compile(r" {0,3}(?:#{1,6}\s|\||```|~~~|(?:[-*_=]\s*){3,}$)")  # nothing joins onto these
+
+
 def markdown_to_text(text: str) -> str:
     """Light Markdown stripping so the text is prose: headings, emphasis, links, lists, quotes."""
+    text = _join_soft_breaks(text.replace("\r\n", "\n").replace("\r", "\n"))
     for pattern, replacement in _MD_RULES:
         text = pattern.sub(replacement, text)
     return text
+
+
+def _join_soft_breaks(text: str) -> str:
+    """Markdown semantics: lines of one paragraph are joined, except at list items, headings, quotes, tables,
+    fences, and hard breaks (two trailing spaces or a backslash)."""
+    out: list[str] = []
+    in_fence = False
+    for line in text.split("\n"):
+        starts_block = bool(_MD_BLOCK_START.match(line))
+        if line.lstrip().startswith(("```", "~~~")):
+            in_fence = not in_fence
+        prev = out[-1] if out else ""
+        joinable = prev.strip() and line.strip() and not starts_block and not in_fence
+        if joinable and not _MD_BLOCK_END.match(prev) and not prev.endswith(("  ", "\\")):
+            out[-1] = f"{prev.rstrip()} {line.strip()}"
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def _ends_sentence(line: str) -> bool:
@@ -446,7 +548,7 @@ def _reflow_block(block: str) -> str:
     lines = [line.strip() for line in block.split("\n") if line.strip()]
     if len(lines) < 2:
         return "\n".join(lines)
-    pairs = list(zip(lines, lines[1:], strict=False))
+    pairs = list(itertools.pairwise(lines))
     wrapped = len(lines) >= 3 and sum(_starts_lower(nxt) for _, nxt in pairs) >= 0.3 * len(pairs)
     full = sorted(len(line) for line in lines)[int(0.8 * (len(lines) - 1))]
     out = [lines[0]]
@@ -492,10 +594,14 @@ def _html_text(origin: str, html: bytes | str, *, url: str | None) -> tuple[str,
     )
     text = data.get("text") or ""
     if not text.strip():
-        hint = "the page may be mostly navigation or need JavaScript; save the article text as .txt and ingest that"
+        hint = "the page may be only navigation or need JavaScript: save the article as .txt and ingest that"
         raise IngestError(origin, "no article text found in the HTML", hint=hint)
+    title = data.get("title")
+    first, _, rest = text.strip().partition("\n")
+    if title and rest.strip() and " ".join(first.split()) == " ".join(str(title).split()):
+        text = rest  # the page's <h1>: kept as the title, not as the first paragraph
     found = {
-        "title": data.get("title"),
+        "title": title,
         "date": data.get("date"),
         "outlet": data.get("sitename"),
         "url": data.get("url") or url,
@@ -532,7 +638,7 @@ def _pdf_text(origin: str, data: bytes) -> str:
         raise IngestError(origin, f"corrupt PDF: {exc}", hint=corrupt_hint) from exc
     text = reflow("\n".join(_strip_page_furniture(pages)))
     if sum(ch.isalpha() for ch in text) < 20:
-        hint = f"it is probably scanned images: run OCR first, e.g. ocrmypdf '{origin}' ocr.pdf, then ingest ocr.pdf"
+        hint = f"it is probably scanned pages: run OCR first (e.g. ocrmypdf '{origin}' ocr.pdf), ingest that"
         raise IngestError(origin, "PDF has no text layer", hint=hint)
     return text
 
@@ -586,16 +692,20 @@ class _Fetched:
 def _read_url(url: str, options: ReadOptions) -> RawDocument | IngestError:
     try:
         fetched = _fetch(url, options.settings)
-        if fetched.media_type in TEXT_TYPES:
-            text, found = reflow(_decode_body(url, fetched)), {}
-        else:
-            html: bytes | str = _decode_body(url, fetched) if fetched.charset else fetched.body
-            text, found = _html_text(url, html, url=fetched.url)
+        text, found = _page_content(url, fetched)
     except IngestError as exc:
         return exc
     fields = {**found, "url": fetched.url, **options.flags()}
     fields.setdefault("source", _host(fetched.url))
     return RawDocument(origin=url, format="url", text=text, fields=_drop_none(fields))
+
+
+def _page_content(url: str, fetched: _Fetched) -> Found:
+    if fetched.media_type in TEXT_TYPES:
+        return reflow(_decode_body(url, fetched)), {}
+    # Without a declared charset trafilatura reads the page's own <meta charset> from the bytes.
+    html: bytes | str = _decode_body(url, fetched) if fetched.charset else fetched.body
+    return _html_text(url, html, url=fetched.url)
 
 
 def _decode_body(url: str, fetched: _Fetched) -> str:
@@ -627,7 +737,7 @@ def _fetch_hop(origin: str, current: str, settings: IngestSettings, deadline: fl
     """Fetch one hop: the response, or the next URL when the server redirects."""
     target = _parse_url(origin, current)
     address = _checked_address(origin, target, settings.allow_private)
-    # Connect to the address that was checked (not a second DNS answer); TLS still verifies the real host name.
+    # Connect to the address that was checked, not a second DNS answer; TLS still verifies the host name.
     pinned = target.copy_with(host=address)
     headers = {"Host": target.netloc.decode("ascii"), "User-Agent": USER_AGENT, "Accept": _ACCEPT}
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
@@ -667,7 +777,7 @@ def _parse_url(origin: str, url: str) -> httpx.URL:
 
 
 def _checked_address(origin: str, target: httpx.URL, allow_private: bool) -> str:
-    """Resolve the host and refuse private/loopback/link-local/reserved/multicast addresses (unless allowed)."""
+    """Resolve the host; refuse private/loopback/link-local/reserved/multicast addresses unless allowed."""
     host = target.host
     port = target.port or (443 if target.scheme == "https" else 80)
     try:
@@ -681,7 +791,7 @@ def _checked_address(origin: str, target: httpx.URL, allow_private: bool) -> str
     for address in addresses:
         if not allow_private and not _is_public(address):
             message = f"refused: {host} resolves to non-public address {address}"
-            hint = "fetching internal addresses is off for safety; set NCOMPARE_INGEST__ALLOW_PRIVATE=true if intended"
+            hint = "internal addresses are refused for safety; to allow: NCOMPARE_INGEST__ALLOW_PRIVATE=true"
             raise IngestError(origin, message, hint=hint)
     return str(addresses[0])
 
