@@ -370,9 +370,12 @@ def config(data_dir: DataDir = None, chroma_url: ChromaUrl = None, as_json: Json
             {name: _jsonable(value) for name, value, _ in rows} | {"settings_hash": settings.settings_hash()}
         )
         return
-    table = Table("setting", "value", "env variable", "meaning")
-    for name, value, description in rows:
-        env = "NCOMPARE_" + name.upper().replace(".", "__")
+    envs = ["NCOMPARE_" + name.upper().replace(".", "__") for name, _, _ in rows]
+    table = Table("setting", "value")
+    # The variable names are what users copy: never truncate or fold them; the meaning wraps instead.
+    table.add_column("env variable", no_wrap=True, min_width=max(map(len, envs)))
+    table.add_column("meaning", ratio=1)
+    for (name, value, description), env in zip(rows, envs):
         table.add_row(name, escape(str(value)), env, escape(description))
     out.print(table)
     out.print(f"settings hash: {settings.settings_hash()}")

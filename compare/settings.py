@@ -49,6 +49,32 @@ class IngestSettings(BaseModel):
     batch_chunks: int = Field(default=64, ge=1, description="Chunks embedded and written per batch.")
 
 
+class LLMSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(
+        default="compare@1", description="Prompt name@version from prompts/ for LLM backends."
+    )
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one LLM call, in seconds.")
+    max_retries: int = Field(default=3, ge=0, le=10, description="Retries on 429/5xx/timeouts, with backoff.")
+    context_tokens: int = Field(
+        default=16000,
+        ge=1000,
+        description="Prompt budget per call; evidence is trimmed to fit, never instructions.",
+    )
+    max_output_tokens: int = Field(default=1500, ge=100, description="Completion budget per call.")
+    cache: bool = Field(default=True, description="Reuse cached responses (SQLite in the data dir).")
+    price_table: Path | None = Field(
+        default=None,
+        description="YAML/JSON price table overriding the built-in dated one (USD per 1M tokens).",
+    )
+    structured_method: str = Field(
+        default="json_schema",
+        description="LangChain structured-output method: json_schema, function_calling or json_mode.",
+    )
+
+
 class Settings(BaseSettings):
     """Effective settings. Every field can be set as NCOMPARE_<FIELD> (nested: NCOMPARE_CHUNK__MAX_TOKENS)."""
 
@@ -81,7 +107,15 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None, description="OpenAI-compatible base URL for the openai: embedder and LLM backends."
     )
+    backend: str = Field(
+        default="offline",
+        description="Analysis backend: offline, openai:<model>, openai-compatible:<model>@<base_url>.",
+    )
+    k_per_source: int = Field(
+        default=8, ge=1, le=50, description="Chunks retrieved per source for a question."
+    )
     chunk: ChunkSettings = Field(default_factory=ChunkSettings, description="Chunking parameters.")
+    llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM backend parameters.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion limits.")
 
     def with_overrides(self, **overrides: Any) -> Settings:

@@ -130,3 +130,117 @@ class Quote(BaseModel):
     )
     proposed: str | None = Field(default=None, description="What was proposed, when it differs from `text`.")
     similarity: float | None = Field(default=None, description="Fuzzy-match score for repaired quotes.")
+
+
+# -- comparison results (published as JSON Schema by `ncompare schema`) ---------------------------------
+
+StanceLabel = Literal["positive", "negative", "neutral", "mixed", "not_addressed"]
+ClaimStanceLabel = Literal["agree", "disagree", "discuss", "unrelated"]
+
+
+class Stance(BaseModel):
+    """A stance is always toward a stated target; low confidence is shown as such, not as a guess."""
+
+    label: StanceLabel
+    target: str = Field(description="What the stance is about, e.g. 'US military aid to Ukraine'.")
+    confidence: float = Field(ge=0, le=1)
+    low_confidence: bool = Field(
+        default=False, description="True when confidence is under the shown threshold."
+    )
+    method: str = Field(
+        default="", description="How it was decided, e.g. 'lexicon+claim-stance@1' or a model id."
+    )
+
+
+class DocRef(BaseModel):
+    doc_id: str
+    title: str | None = None
+    date: str | None = None
+    url: str | None = None
+
+
+class Claim(BaseModel):
+    """A statement found in one or more sources, with the quotes that back it."""
+
+    id: str
+    text: str = Field(description="The claim in words (a representative sentence or a model's paraphrase).")
+    quotes: list[Quote] = Field(default_factory=list)
+
+
+class SourceView(BaseModel):
+    source: str
+    outlet: str | None = None
+    documents: list[DocRef] = Field(default_factory=list)
+    first_date: str | None = None
+    last_date: str | None = None
+    summary: str = Field(default="", description="Per-source summary; offline: made of verified quotes.")
+    summary_quotes: list[Quote] = Field(default_factory=list)
+    stance: Stance
+    claims: list[Claim] = Field(default_factory=list)
+
+
+class ShiftPoint(BaseModel):
+    date: str | None
+    stance: StanceLabel | ClaimStanceLabel
+    quote: Quote
+
+
+class Shift(BaseModel):
+    source: str
+    topic: str = Field(description="The claim or subject on which the position moved.")
+    before: ShiftPoint
+    after: ShiftPoint
+    description: str = Field(description="One line: what changed.")
+    cues: list[str] = Field(default_factory=list, description="Change cue phrases found, e.g. 'no longer'.")
+    score: float = Field(default=0.0, description="Strength of the evidence for the shift, 0..1.")
+
+
+class Agreement(BaseModel):
+    claim: str
+    sources: list[str]
+    quotes: list[Quote]
+
+
+class Position(BaseModel):
+    source: str
+    position: ClaimStanceLabel | StanceLabel
+    quotes: list[Quote] = Field(default_factory=list)
+
+
+class Difference(BaseModel):
+    claim: str
+    positions: list[Position]
+
+
+class Omission(BaseModel):
+    claim: str
+    reported_by: list[str]
+    not_reported_by: list[str]
+
+
+class ComparisonMeta(BaseModel):
+    backend: str
+    model: str | None = None
+    prompt: str | None = Field(default=None, description="prompt id@version, for LLM backends.")
+    settings_hash: str
+    package_version: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    retrieval: dict[str, object] = Field(default_factory=dict)
+    quotes: dict[str, int] = Field(default_factory=dict, description="Quote gate counts, incl. unverified.")
+    warnings: list[str] = Field(default_factory=list)
+    created_at: str = ""
+
+
+class Comparison(BaseModel):
+    question: str
+    target: str = Field(description="The subject every stance is measured toward.")
+    filters: dict[str, object] = Field(default_factory=dict)
+    sources: list[SourceView] = Field(default_factory=list)
+    shifts: list[Shift] = Field(default_factory=list)
+    agreements: list[Agreement] = Field(default_factory=list)
+    differences: list[Difference] = Field(default_factory=list)
+    omissions: list[Omission] = Field(default_factory=list)
+    meta: ComparisonMeta

@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from compare.ingest.normalize import to_document
 
 from compare.chunking import Chunker
 from compare.embedding import Embedder
 from compare.errors import IngestError
 from compare.ingest.cleaning import RepeatedLines, clean_text
+from compare.ingest.normalize import to_document
 from compare.ingest.readers import RawDocument, ReadOptions, iter_raw
 from compare.settings import Settings
 from compare.store import Store, document_vector

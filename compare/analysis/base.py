@@ -1,0 +1,116 @@
+"""The backend interface: one abstract method, registered under a name, chosen by a string.
+
+offline                                  the local analytic comparator (default, no key, no network)
+openai:<model>                           OpenAI chat model through LangChain (OPENAI_API_KEY)
+openai-compatible:<model>@<base_url>     any OpenAI-compatible server (Ollama, vLLM, llama.cpp server)
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from compare.embedding import Embedder
+from compare.errors import ConfigError
+from compare.retrieval import Retrieved
+from compare.settings import Settings
+from compare.store import Filters
+from compare.types import Comparison, Document
+
+
+@dataclass
+class AnalysisRequest:
+    """Everything a backend may read. Quotes must be verified against `documents` (the stored texts)."""
+
+    question: str
+    target: str
+    retrieved: Retrieved
+    documents: dict[str, Document]
+    filters: Filters = field(default_factory=Filters)
+
+
+@dataclass
+class Estimate:
+    """What a run would cost before anything is sent."""
+
+    backend: str
+    model: str | None
+    prompt_tokens: int
+    completion_tokens_max: int
+    cost_usd: float
+    calls: int
+    notes: list[str] = field(default_factory=list)
+
+
+class Backend(ABC):
+    """Turns retrieved evidence into a Comparison. Subclasses fill everything except meta's common fields."""
+
+    name: str = "backend"
+    model: str | None = None
+
+    @abstractmethod
+    def compare(self, request: AnalysisRequest) -> Comparison:
+        """Build the comparison; every Quote in it must come from compare.analysis.quotes."""
+
+    def estimate(self, request: AnalysisRequest) -> Estimate:
+        return Estimate(self.name, self.model, 0, 0, 0.0, 0, ["runs locally: no tokens, no cost"])
+
+
+BackendFactory = Callable[[str, Settings, Embedder], Backend]
+_REGISTRY: dict[str, BackendFactory] = {}
+
+
+def register_backend(prefix: str) -> Callable[[BackendFactory], BackendFactory]:
+    def decorate(factory: BackendFactory) -> BackendFactory:
+        _REGISTRY[prefix] = factory
+        return factory
+
+    return decorate
+
+
+def parse_backend_spec(spec: str) -> tuple[str, str]:
+    """'openai:gpt-4o-mini' -> ('openai', 'gpt-4o-mini'); 'offline' -> ('offline', '')."""
+    prefix, _, rest = spec.strip().partition(":")
+    return prefix, rest
+
+
+def get_backend(spec: str, settings: Settings, embedder: Embedder) -> Backend:
+    _load_builtin_backends()
+    prefix, rest = parse_backend_spec(spec)
+    factory = _REGISTRY.get(prefix)
+    if factory is None:
+        raise ConfigError(
+            f"unknown backend {spec!r}",
+            hint="use offline, openai:MODEL or openai-compatible:MODEL@http://host:port/v1",
+        )
+    return factory(rest, settings, embedder)
+
+
+def _load_builtin_backends() -> None:
+    # Imported here so `offline` never pays for LangChain's import time, and vice versa.
+    if "offline" not in _REGISTRY:
+        from compare.analysis import offline  # noqa: F401
+    if "openai" not in _REGISTRY:
+        importlib.import_module("compare.analysis.llm")
+
+
+_QUESTION_LEAD = re.compile(
+    r"^\s*(how|what|why|when|where|who|which|did|does|do|is|are|was|were|has|have|had|can|will|should)\b"
+    r"(\s+(did|does|do|is|are|was|were|has|have|had|the|a|an|sources|outlets))*\s*",
+    re.IGNORECASE,
+)
+_QUESTION_TAIL = re.compile(
+    r"\s*\b(change|changed|shift|shifted|evolve|evolved|differ|compare|say|said|report|reported|"
+    r"describe|described|frame|framed|cover|covered)\b.*$",
+    re.IGNORECASE,
+)
+
+
+def question_target(question: str) -> str:
+    """The subject a stance is measured toward: the question without its wh-lead and verb tail."""
+    core = _QUESTION_LEAD.sub("", question.strip().rstrip("?.! "))
+    core = _QUESTION_TAIL.sub("", core).strip(" ,;:")
+    return core or question.strip().rstrip("?")

@@ -1,0 +1,151 @@
+"""One question in, one Comparison out: retrieve -> fetch stored texts -> backend -> check every quote."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from compare import __version__
+from compare.analysis.base import AnalysisRequest, Backend, Estimate, get_backend, question_target
+from compare.embedding import Embedder
+from compare.errors import CompareError
+from compare.retrieval import RetrievalSettings, Retrieved, Retriever
+from compare.settings import Settings
+from compare.store import Filters, Store
+from compare.types import Comparison, Quote
+
+
+@dataclass
+class Engine:
+    """Holds the loaded embedder, store and backends, so repeated questions are warm."""
+
+    settings: Settings
+    store: Store
+    embedder: Embedder
+    _backends: dict[str, Backend] = field(default_factory=dict)
+
+    def backend(self, spec: str | None = None) -> Backend:
+        key = spec or self.settings.backend
+        if key not in self._backends:
+            self._backends[key] = get_backend(key, self.settings, self.embedder)
+        return self._backends[key]
+
+    def request(
+        self,
+        question: str,
+        *,
+        filters: Filters | None = None,
+        k: int | None = None,
+        target: str | None = None,
+    ) -> AnalysisRequest:
+        if not question.strip():
+            raise CompareError("the question is empty", hint='ask something, e.g. "How did X change?"')
+        filters = filters or Filters()
+        retriever = Retriever(self.store, self.embedder)
+        config = RetrievalSettings(k_per_source=k or self.settings.k_per_source, filters=filters)
+        retrieved = retriever.retrieve(question, config)
+        if not retrieved.by_source:
+            raise CompareError(_no_match_message(self.store, filters), hint=_no_match_hint(filters))
+        doc_ids = sorted({d.doc_id for docs in retrieved.by_source.values() for d in docs})
+        documents = self.store.get_documents(doc_ids)
+        return AnalysisRequest(question, target or question_target(question), retrieved, documents, filters)
+
+    def compare(
+        self,
+        question: str,
+        *,
+        backend: str | None = None,
+        filters: Filters | None = None,
+        k: int | None = None,
+        target: str | None = None,
+    ) -> Comparison:
+        started = time.perf_counter()
+        request = self.request(question, filters=filters, k=k, target=target)
+        comparison = self.backend(backend).compare(request)
+        checked = enforce_quotes(comparison, request)
+        meta = checked.meta
+        meta.backend = backend or self.settings.backend
+        meta.settings_hash = self.settings.settings_hash()
+        meta.package_version = __version__
+        meta.latency_s = round(time.perf_counter() - started, 3)
+        meta.retrieval = request.retrieved.stats.model_dump()
+        meta.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        checked.filters = _filters_dict(filters or Filters())
+        return checked
+
+    def estimate(self, question: str, *, backend: str | None = None, filters: Filters | None = None,
+                 k: int | None = None) -> Estimate:  # fmt: skip
+        return self.backend(backend).estimate(self.request(question, filters=filters, k=k))
+
+    def retrieve(self, question: str, filters: Filters | None = None, k: int | None = None) -> Retrieved:
+        return self.request(question, filters=filters, k=k).retrieved
+
+
+def enforce_quotes(comparison: Comparison, request: AnalysisRequest) -> Comparison:
+    """Last gate: a quote is shown only if its offsets slice exactly its text from the stored document."""
+    dropped = 0
+
+    def valid(quote: Quote) -> bool:
+        nonlocal dropped
+        doc = request.documents.get(quote.doc_id)
+        ok = (
+            doc is not None
+            and quote.status in ("verified", "repaired")
+            and doc.text[quote.char_start : quote.char_end] == quote.text
+            and bool(quote.text.strip())
+        )
+        dropped += 0 if ok else 1
+        return ok
+
+    for view in comparison.sources:
+        view.summary_quotes = [q for q in view.summary_quotes if valid(q)]
+        for claim in view.claims:
+            claim.quotes = [q for q in claim.quotes if valid(q)]
+    for agreement in comparison.agreements:
+        agreement.quotes = [q for q in agreement.quotes if valid(q)]
+    for difference in comparison.differences:
+        for position in difference.positions:
+            position.quotes = [q for q in position.quotes if valid(q)]
+    comparison.shifts = [s for s in comparison.shifts if valid(s.before.quote) and valid(s.after.quote)]
+    if dropped:
+        comparison.meta.quotes["dropped_by_final_check"] = dropped
+        comparison.meta.warnings.append(
+            f"{dropped} quote(s) failed the final verbatim check and were removed"
+        )
+    _count_quotes(comparison)
+    return comparison
+
+
+def _count_quotes(comparison: Comparison) -> None:
+    quotes = [q for v in comparison.sources for q in v.summary_quotes]
+    quotes += [q for v in comparison.sources for c in v.claims for q in c.quotes]
+    quotes += [q for a in comparison.agreements for q in a.quotes]
+    quotes += [q for d in comparison.differences for p in d.positions for q in p.quotes]
+    quotes += [q for s in comparison.shifts for q in (s.before.quote, s.after.quote)]
+    counts = comparison.meta.quotes
+    counts["presented"] = len(quotes)
+    counts["presented_verified"] = sum(1 for q in quotes if q.status == "verified")
+    counts["presented_repaired"] = sum(1 for q in quotes if q.status == "repaired")
+
+
+def _filters_dict(filters: Filters) -> dict[str, object]:
+    return {
+        "sources": list(filters.sources),
+        "since": filters.since,
+        "until": filters.until,
+        "where": filters.where or {},
+    }
+
+
+def _no_match_message(store: Store, filters: Filters) -> str:
+    if store.is_empty:
+        return "the store is empty"
+    if filters.to_chroma() is not None:
+        return "no stored passage matches these filters"
+    return "no passage matched the question"
+
+
+def _no_match_hint(filters: Filters) -> str:
+    if filters.to_chroma() is not None:
+        return "check --source/--since/--until/--where against `ncompare sources`"
+    return "add articles with `ncompare ingest PATH`"
