@@ -37,7 +37,7 @@ def synthetic_jsonl(corpus: Path, target_chunks: int, out: Path) -> Path:
             text = json.loads(line)["text"]
             paragraphs.extend(p.strip() for p in text.split("\n") if len(p.strip()) > 200)
     rng = random.Random(7)
-    n_docs = max(1, target_chunks // 4)
+    n_docs = max(1, target_chunks // 3)  # a stitched document makes ~3.5 chunks
     with out.open("w") as handle:
         for i in range(n_docs):
             body = "\n\n".join(rng.sample(paragraphs, k=min(len(paragraphs), rng.randint(5, 9))))

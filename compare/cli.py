@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -383,6 +384,160 @@ def config(data_dir: DataDir = None, chroma_url: ChromaUrl = None, as_json: Json
 
 def _jsonable(value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
+
+
+# -- comparison ----------------------------------------------------------------------------------------
+
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--backend",
+        "-b",
+        help="offline (default, no key), openai:MODEL, or openai-compatible:MODEL@http://host:port/v1.",
+    ),
+]
+KOpt = Annotated[
+    int | None, typer.Option("-k", min=1, max=50, help="Chunks retrieved per source [default 8].")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="What stances are measured toward [default: from the question]."),
+]
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help='The question, e.g. "How did the US position change?"')],
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    where: WhereOpt = None,
+    k: KOpt = None,
+    backend: BackendOpt = None,
+    target: TargetOpt = None,
+    data_dir: DataDir = None,
+    chroma_url: ChromaUrl = None,
+    as_json: JsonOpt = False,
+    as_md: Annotated[bool, typer.Option("--md", help="Print the comparison as Markdown.")] = False,
+) -> None:
+    """Compare what every source says: side by side, stance, shifts over time, agreements, differences,
+    omissions — each claim backed by quotes checked against the stored text."""
+    filters = _filters(source, since, until, where)
+    with _friendly_errors():
+        services = Services(_settings(data_dir, chroma_url))
+        comparison = services.engine.compare(question, backend=backend, filters=filters, k=k, target=target)
+    if as_json:
+        _print_json(comparison.model_dump(mode="json"))
+    elif as_md:
+        from compare.render import comparison_markdown
+
+        sys.stdout.write(comparison_markdown(comparison))
+    else:
+        from compare.terminal import print_comparison
+
+        print_comparison(out, comparison)
+
+
+@app.command()
+def estimate(
+    question: Annotated[str, typer.Argument(help="The question you would ask.")],
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    where: WhereOpt = None,
+    k: KOpt = None,
+    backend: BackendOpt = None,
+    data_dir: DataDir = None,
+    chroma_url: ChromaUrl = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Prompt tokens, calls and estimated cost of `ask` with this backend, before anything is sent."""
+    filters = _filters(source, since, until, where)
+    with _friendly_errors():
+        services = Services(_settings(data_dir, chroma_url))
+        result = services.engine.estimate(question, backend=backend, filters=filters, k=k)
+    if as_json:
+        _print_json(dataclasses.asdict(result))
+        return
+    out.print(
+        f"backend [bold]{escape(result.backend)}[/] model {escape(result.model or '-')}: "
+        f"{result.calls} call(s), {result.prompt_tokens} prompt tokens, "
+        f"up to {result.completion_tokens_max} completion tokens, "
+        f"estimated [bold]${result.cost_usd:.4f}[/]"
+    )
+    for note in result.notes:
+        out.print(f"  [dim]{escape(note)}[/]")
+
+
+@app.command()
+def schema() -> None:
+    """The JSON Schema of `ask --json` output (a Comparison)."""
+    from compare.types import Comparison
+
+    _print_json(Comparison.model_json_schema())
+
+
+@app.command()
+def stance(
+    claim: Annotated[str | None, typer.Argument(help="The claim to test documents against.")] = None,
+    doc_id: Annotated[
+        list[str] | None, typer.Option("--doc", help="Only this document (repeatable).")
+    ] = None,
+    source: SourceOpt = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    where: WhereOpt = None,
+    max_docs: Annotated[int, typer.Option("--max-docs", min=1, max=200, help="Documents to test.")] = 10,
+    pairs: Annotated[
+        Path | None, typer.Option("--pairs", help='JSONL of {"claim", "doc_id"}; answers in the same order.')
+    ] = None,
+    data_dir: DataDir = None,
+    chroma_url: ChromaUrl = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Does each document agree with, dispute, merely report (discuss), or ignore a claim? With evidence."""
+    if (claim is None) == (pairs is None):
+        _fail("give either a CLAIM or --pairs FILE.jsonl", 'example: ncompare stance "Kyiv will fall" -s nyt')
+    filters = _filters(source, since, until, where)
+    with _friendly_errors():
+        engine = Services(_settings(data_dir, chroma_url)).engine
+        if pairs is not None:
+            rows = engine.claim_stance_pairs(_read_pairs(pairs, engine))
+        else:
+            assert claim is not None
+            rows = engine.claim_stance(claim, doc_ids=doc_id or (), filters=filters, max_docs=max_docs)
+    if as_json:
+        _print_json([row.model_dump(mode="json") for row in rows])
+        return
+    from compare.terminal import print_claim_stances
+
+    for text in dict.fromkeys(row.claim for row in rows):
+        print_claim_stances(out, text, [row for row in rows if row.claim == text])
+
+
+def _read_pairs(path: Path, engine: Any) -> list[tuple[str, Any]]:
+    """Lines of {"claim", "doc_id"}; a bad line is an error naming the file and line."""
+    if not path.is_file():
+        raise CompareError(f"{path}: no such file", hint='pass a JSONL file of {"claim", "doc_id"} lines')
+    wanted: list[tuple[int, str, str]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            wanted.append((number, str(record["claim"]), str(record["doc_id"])))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CompareError(
+                f'{path}:{number}: not a {{"claim", "doc_id"}} object ({exc})',
+                hint='each line must look like {"claim": "...", "doc_id": "..."}',
+            ) from exc
+    documents = engine.store.get_documents(sorted({doc_id for _, _, doc_id in wanted}))
+    for number, _, doc_id in wanted:
+        if doc_id not in documents:
+            raise CompareError(
+                f"{path}:{number}: unknown doc_id {doc_id!r}", hint="check ids with `ncompare search`"
+            )
+    return [(claim_text, documents[doc_id]) for _, claim_text, doc_id in wanted]
 
 
 @app.command()

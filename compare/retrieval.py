@@ -7,6 +7,7 @@ once, and the result is grouped by document and ordered by date.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,11 @@ from compare.embedding import Embedder
 from compare.store import Filters, Store
 from compare.types import SearchHit
 
-POOL_FACTOR = 4
+#: Pool size as a multiple of k x sources: room for MMR to swap near-duplicates out, while the one query
+#: costs little more than a bare top-k query (the payload, not the search, dominates Chroma's time).
+POOL_FACTOR = 1.25
+#: A top-up chunk may be this much less similar (cosine) than the weakest chunk of the pool.
+TOP_UP_MARGIN = 0.1
 
 
 class DocumentEvidence(BaseModel):
@@ -93,7 +98,9 @@ class Retriever:
     ) -> Retrieved:
         started = started if started is not None else time.perf_counter()
         stats = RetrievalStats()
-        sources = [s.source for s in self.store.sources(config.filters)]
+        sources = self.store.source_names(config.filters)
+        if not sources:
+            return Retrieved(question=question, by_source={}, stats=stats)
         pool = self._pool(vector, sources, config, stats)
         by_source: dict[str, list[DocumentEvidence]] = {}
         for source in sources:
@@ -112,25 +119,48 @@ class Retriever:
     def _pool(
         self, vector: np.ndarray, sources: Sequence[str], config: RetrievalSettings, stats: RetrievalStats
     ) -> dict[str, tuple[list[SearchHit], np.ndarray]]:
-        want = config.k_per_source * POOL_FACTOR
-        hits, vectors = self.store.query_chunks(
-            vector, n=want * max(1, len(sources)), filters=config.filters, with_vectors=True
-        )
+        """One query for a pool a little larger than the answer; a second, only for sources the pool left
+        short of k although they hold more chunks (a terse outlet beside a wordy one)."""
+        k = config.k_per_source
+        size = math.ceil(k * max(1, len(sources)) * POOL_FACTOR)
+        hits, vectors = self.store.query_chunks(vector, n=size, filters=config.filters, with_vectors=True)
         stats.queries += 1
         pool = _split_by_source(hits, vectors)
-        short = [s for s in sources if len(pool.get(s, ([], None))[0]) < want]
-        if short:
-            extra_filters = replace(config.filters, sources=short)
-            more_hits, more_vectors = self.store.query_chunks(
-                vector, n=want * len(short), filters=extra_filters, with_vectors=True
-            )
-            stats.queries += 1
-            for source, (source_hits, source_vectors) in _split_by_source(more_hits, more_vectors).items():
-                pool[source] = (source_hits, source_vectors)
+        if len(hits) >= size:  # fewer hits than asked means the filters matched no more chunks
+            totals = self.store.chunk_totals()
+            short = [s for s in sources if len(pool.get(s, ([], None))[0]) < min(k, totals.get(s, k))]
+            if short:
+                self._top_up(pool, vector, short, config, stats)
         for source, (source_hits, source_vectors) in list(pool.items()):
             pool[source] = _collapse_copies(source_hits, source_vectors)
         stats.candidates = sum(len(h) for h, _ in pool.values())
         return pool
+
+    def _top_up(
+        self,
+        pool: dict[str, tuple[list[SearchHit], np.ndarray]],
+        vector: np.ndarray,
+        short: Sequence[str],
+        config: RetrievalSettings,
+        stats: RetrievalStats,
+    ) -> None:
+        """Ids and scores first (cheap); the payload only for chunks nearly as relevant as the pool's weakest,
+        so a terse but relevant source gets its say and an off-topic one costs almost nothing."""
+        weakest = min((hit.score for hits, _ in pool.values() for hit in hits), default=0.0)
+        floor = weakest - TOP_UP_MARGIN
+        filters = replace(config.filters, sources=list(short))
+        nearest = self.store.nearest_chunk_ids(vector, n=config.k_per_source * len(short), filters=filters)
+        stats.queries += 1
+        known = {hit.chunk_id for hits, _ in pool.values() for hit in hits}
+        wanted = [
+            (chunk_id, score) for chunk_id, score in nearest if score >= floor and chunk_id not in known
+        ]
+        if not wanted:
+            return
+        more_hits, more_vectors = self.store.get_chunks([c for c, _ in wanted], [s for _, s in wanted])
+        for source, (source_hits, source_vectors) in _split_by_source(more_hits, more_vectors).items():
+            old_hits, old_vectors = pool.get(source, ([], np.zeros((0, more_vectors.shape[1]), np.float32)))
+            pool[source] = (old_hits + source_hits, np.concatenate([old_vectors, source_vectors]))
 
 
 def _split_by_source(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 
+from compare.analysis.engine import Engine
 from compare.embedding import Embedder, get_embedder
 from compare.ingest.pipeline import Ingestor, ProgressCallback
 from compare.ingest.readers import ReadOptions
@@ -34,6 +35,11 @@ class Services:
         if "store" in self.__dict__:
             return self.store
         return Store(self.settings)
+
+    @cached_property
+    def engine(self) -> Engine:
+        """Question -> Comparison, with the embedder, store and backends kept warm."""
+        return Engine(self.settings, self.store, self.embedder)
 
     def ingest(
         self, inputs: Sequence[str], options: ReadOptions, on_item: ProgressCallback | None = None

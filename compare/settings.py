@@ -73,6 +73,16 @@ class LLMSettings(BaseModel):
         default="json_schema",
         description="LangChain structured-output method: json_schema, function_calling or json_mode.",
     )
+    output_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Re-asks after a reply that is empty, not JSON, or not the asked schema.",
+    )
+    prompts_dir: Path | None = Field(
+        default=None,
+        description="Extra folder of prompt files (<name>.v<N>.yaml), searched before the shipped prompts/.",
+    )
 
 
 class Settings(BaseSettings):

@@ -197,6 +197,9 @@ class Store:
         self.settings = settings
         self._client = _open_client(settings)
         self.journal = Journal(settings.data_dir / "ingest-journal.json")
+        self._source_cache: dict[str, tuple[int, list[str]]] = {}
+        self._chunk_totals: tuple[int, dict[str, int]] | None = None
+        self._count_checked: tuple[float, int] | None = None
         prefix = settings.collection_prefix
         self.embedder_name, self.dim = self._check_embedder(prefix, embedder_name, dim)
         meta = {"hnsw:space": "cosine", "embedder": self.embedder_name, "dim": self.dim}
@@ -261,6 +264,9 @@ class Store:
         """Write documents with their chunks and chunk vectors; `replacing` ids lose their old chunks."""
         if not items:
             return
+        self._source_cache.clear()
+        self._chunk_totals = None
+        self._count_checked = None
         self.journal.begin(doc.id for doc, _, _ in items)
         for doc_id in replacing:
             self._chunks.delete(where={"doc_id": doc_id})
@@ -297,6 +303,9 @@ class Store:
         found = self._docs.get(ids=list(doc_ids), include=[])["ids"]
         if not found:
             return 0
+        self._source_cache.clear()
+        self._chunk_totals = None
+        self._count_checked = None
         self.journal.begin(found)
         for doc_id in found:
             self._chunks.delete(where={"doc_id": doc_id})
@@ -373,6 +382,37 @@ class Store:
             by_source.setdefault(str(row["source"]), []).append(row)
         return [_summarise(source, rows) for source, rows in sorted(by_source.items())]
 
+    def source_names(self, filters: Filters | None = None) -> list[str]:
+        """Sources with at least one document under `filters`. Cached per filter until the number of stored
+        documents changes (count() is one cheap call; a full metadata scan per question is not)."""
+        key = (repr(filters.to_chroma() if filters else None), self._document_count())
+        cached = self._source_cache.get(key[0])
+        if cached is None or cached[0] != key[1]:
+            names = [summary.source for summary in self.sources(filters)]
+            self._source_cache[key[0]] = (key[1], names)
+            return names
+        return cached[1]
+
+    def _document_count(self) -> int:
+        """The number of stored documents, re-read at most once a second: it versions the caches above, so
+        another process's writes show within a second and this process's own writes at once."""
+        now = time.monotonic()
+        if self._count_checked is None or now - self._count_checked[0] > 1.0:
+            self._count_checked = (now, int(self._docs.count()))
+        return self._count_checked[1]
+
+    def chunk_totals(self) -> dict[str, int]:
+        """Stored chunks per source (copies excluded), cached like `source_names`."""
+        count = self._document_count()
+        if self._chunk_totals is None or self._chunk_totals[0] != count:
+            totals: dict[str, int] = {}
+            for row in self.document_metadata():
+                if not row.get("duplicate_of"):
+                    source = str(row["source"])
+                    totals[source] = totals.get(source, 0) + int(row.get("n_chunks", 0))
+            self._chunk_totals = (count, totals)
+        return self._chunk_totals[1]
+
     def search(self, vector: np.ndarray, *, k: int = 8, filters: Filters | None = None) -> list[SearchHit]:
         """Top-k chunks by cosine similarity; copies of one document count once (the first one found)."""
         total = self._chunks.count()
@@ -404,13 +444,11 @@ class Store:
         self, vector: np.ndarray, *, n: int, filters: Filters | None = None, with_vectors: bool = False
     ) -> tuple[list[SearchHit], np.ndarray | None]:
         """Raw nearest chunks (no duplicate collapsing), optionally with their vectors, for retrieval."""
-        total = self._chunks.count()
-        if total == 0:
-            return [], None
         include = ["documents", "metadatas", "distances", *(["embeddings"] if with_vectors else [])]
+        # No count() first: Chroma returns what there is when n exceeds it, and count() costs a round trip.
         result = self._chunks.query(
             query_embeddings=[vector],
-            n_results=min(total, n),
+            n_results=max(1, n),
             where=filters.to_chroma() if filters else None,
             include=include,
         )
@@ -421,6 +459,38 @@ class Store:
             )
         ]
         vectors = np.asarray(result["embeddings"][0], dtype=np.float32) if with_vectors else None
+        return hits, vectors
+
+    def nearest_chunk_ids(
+        self, vector: np.ndarray, *, n: int, filters: Filters | None = None
+    ) -> list[tuple[str, float]]:
+        """(chunk id, cosine similarity) of the nearest chunks, without their payload: a cheap look."""
+        result = self._chunks.query(
+            query_embeddings=[vector],
+            n_results=max(1, n),
+            where=filters.to_chroma() if filters else None,
+            include=["distances"],
+        )
+        return [
+            (chunk_id, 1.0 - float(dist)) for chunk_id, dist in zip(result["ids"][0], result["distances"][0])
+        ]
+
+    def get_chunks(
+        self, chunk_ids: Sequence[str], scores: Sequence[float]
+    ) -> tuple[list[SearchHit], np.ndarray]:
+        """Chunks by id with their vectors, in the given order; `scores` are their similarities."""
+        if not chunk_ids:
+            return [], np.zeros((0, self.dim or 1), np.float32)
+        result = self._chunks.get(ids=list(chunk_ids), include=["documents", "metadatas", "embeddings"])
+        rows = {
+            chunk_id: (text, meta, vector)
+            for chunk_id, text, meta, vector in zip(
+                result["ids"], result["documents"], result["metadatas"], result["embeddings"]
+            )
+        }
+        kept = [(chunk_id, score) for chunk_id, score in zip(chunk_ids, scores) if chunk_id in rows]
+        hits = [_to_hit(cid, rows[cid][0], rows[cid][1], score) for cid, score in kept]
+        vectors = np.asarray([rows[cid][2] for cid, _ in kept], dtype=np.float32)
         return hits, vectors
 
     def stats(self) -> dict[str, Any]:

@@ -244,3 +244,18 @@ class Comparison(BaseModel):
     differences: list[Difference] = Field(default_factory=list)
     omissions: list[Omission] = Field(default_factory=list)
     meta: ComparisonMeta
+
+
+class ClaimStanceResult(BaseModel):
+    """One document's stance toward a claim (agree / disagree / discuss / unrelated), with its evidence."""
+
+    claim: str
+    doc_id: str
+    source: str
+    date: str | None = None
+    title: str | None = None
+    label: ClaimStanceLabel
+    confidence: float = Field(ge=0, le=1)
+    probabilities: dict[str, float] = Field(default_factory=dict)
+    evidence: Quote | None = Field(default=None, description="The sentence that shows the stance, verified.")
+    method: str = Field(default="", description="Model id, e.g. 'claim-stance-fnc1@spec1'.")

@@ -77,9 +77,18 @@ def parse_backend_spec(spec: str) -> tuple[str, str]:
     return prefix, rest
 
 
+#: Where each built-in backend lives; imported on first use, so `offline` never pays for LangChain's import.
+_BUILTIN_MODULES = {
+    "offline": "compare.analysis.offline",
+    "openai": "compare.analysis.llm",
+    "openai-compatible": "compare.analysis.llm",
+}
+
+
 def get_backend(spec: str, settings: Settings, embedder: Embedder) -> Backend:
-    _load_builtin_backends()
     prefix, rest = parse_backend_spec(spec)
+    if prefix not in _REGISTRY and prefix in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[prefix])
     factory = _REGISTRY.get(prefix)
     if factory is None:
         raise ConfigError(
@@ -87,14 +96,6 @@ def get_backend(spec: str, settings: Settings, embedder: Embedder) -> Backend:
             hint="use offline, openai:MODEL or openai-compatible:MODEL@http://host:port/v1",
         )
     return factory(rest, settings, embedder)
-
-
-def _load_builtin_backends() -> None:
-    # Imported here so `offline` never pays for LangChain's import time, and vice versa.
-    if "offline" not in _REGISTRY:
-        from compare.analysis import offline  # noqa: F401
-    if "openai" not in _REGISTRY:
-        importlib.import_module("compare.analysis.llm")
 
 
 _QUESTION_LEAD = re.compile(

@@ -1,21 +1,27 @@
 """Claim-level stance: does a document agree with, dispute, merely report (discuss), or ignore a claim?
 
-One small numpy classifier over features of a (claim, document) pair, trained on FNC-1 by
-`scripts/train_claim_stance.py`. The feature code below is the only copy: training and inference both call
-`select_sentences` and `pair_features`, so they cannot drift. `FEATURE_SPEC_VERSION` changes whenever a feature
-changes; a model trained on another version is refused at load.
+A small numpy classifier over features of a (claim, document) pair, trained on FNC-1 by
+`scripts/train_claim_stance.py`: an ensemble of one-hidden-layer networks (each trained on a different inner
+split of the training stories) whose probabilities are averaged. The feature code below is the only copy:
+training and inference both call `select_sentences` and `pair_features`, so they cannot drift.
+`FEATURE_SPEC_VERSION` changes whenever a feature changes; a model trained on another version is refused at
+load, and so is one trained with another embedder.
 
-Features of one pair (names in `SCALAR_FEATURES`, then the two vector blocks):
+Features of one pair (names in `SCALAR_FEATURES`; no raw embedding dimensions, which made the model learn the
+training stories' topics rather than stance):
 - embedding: cosine of the claim with the document's sentences (max, top-3 mean, mean, spread), with the lead
   (mean vector of the first `LEAD_SENTENCES`), and with the attention-weighted mean of the sentence vectors
   (softmax of similarity / `ATTENTION_TEMPERATURE`); where the best sentence sits in the document;
 - lexical (after the FNC-1 baseline): Jaccard of content-word stems, share of the claim's stems, bigrams and
   trigrams found in the document and in its lead, best single-sentence coverage of the claim's stems;
-- cue words (refuting, negation, hedging, reporting, supporting): present in the claim, share of the 3 sentences
-  most similar to the claim, in the most similar sentence, attention-weighted, and share of all sentences;
+- cues (refuting, negation, hedging, reporting, supporting words; debunking phrases such as "turned out",
+  "no evidence", "was a hoax"): present in the claim, share of the 3 sentences most similar to the claim, in the
+  most similar sentence, attention-weighted, share of all sentences, share of the first `CUE_LEAD_SENTENCES`, and
+  log of the count in the whole text;
+- negated claim terms: share of the claim's content stems that a sentence has within `NEGATION_WINDOW` words of
+  a negation or refuting word (best sentence, top 3, attention-weighted, most in any sentence);
 - polarity: parity of negations in the claim and in the most similar sentence, and whether they match;
-- shape: claim is a question, log sentence count, log claim length;
-- vectors: claim * attended vector and |claim - attended vector| (elementwise, one block each).
+- shape: claim is a question, log sentence count, log claim length.
 
 Long documents: only the lead plus the `MAX_SENTENCES` sentences that share most content words with the claim
 are embedded; lexical document features still use the whole text.
@@ -26,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -42,7 +48,7 @@ from compare.errors import ModelError
 Label = Literal["agree", "disagree", "discuss", "unrelated"]
 LABELS: tuple[Label, ...] = ("agree", "disagree", "discuss", "unrelated")
 
-FEATURE_SPEC_VERSION = 1
+FEATURE_SPEC_VERSION = 2
 MAX_SENTENCES = 60
 LEAD_SENTENCES = 2
 TOP_K = 3
@@ -93,8 +99,24 @@ _CUES: dict[str, frozenset[str]] = {
         ).split()
     ),
 }
-CUE_FAMILIES = tuple(_CUES)
+# Multi-word debunking phrases, counted per sentence with one regex (a family of its own, after the word cues).
+_DEBUNK = re.compile(
+    r"\b(?:not (?:even )?(?:remotely )?(?:true|real|accurate)|isn't (?:true|real)|wasn't (?:true|real)"
+    r"|no (?:evidence|proof|truth|basis)|turns? out|turned out|in fact|in reality|fact[- ]check\w*"
+    r"|too good to be true|made[- ]up|never happened|(?:was|were|is|are) (?:a |an )?(?:hoax|fake|staged|satire)"
+    r"|photoshop\w*|(?:false|fake|bogus) (?:story|stories|report|reports|claim|claims|rumou?rs?|news)"
+    r"|not the case|urban legend|internet rumou?r|spread(?:ing)? (?:online|on social media)"
+    r"|(?:has|have|had) been (?:debunked|denied)|no such)\b"
+)
+CUE_FAMILIES = (*_CUES, "debunk")
 _NEGATION_INDEX = CUE_FAMILIES.index("negation")
+_REFUTE_INDEX = CUE_FAMILIES.index("refute")
+#: Words that turn a nearby claim term around: negations and refuting words.
+_NEGATORS = _CUES["negation"] | _CUES["refute"]
+#: A negator this many words or fewer from a claim term negates it.
+NEGATION_WINDOW = 3
+#: Sentences counted as the lead for the per-family lead shares.
+CUE_LEAD_SENTENCES = 3
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SUFFIXES = (
@@ -131,8 +153,12 @@ SCALAR_FEATURES: tuple[str, ...] = (
     *(
         f"{family}_{where}"
         for family in CUE_FAMILIES
-        for where in ("claim", "top3", "best", "attended", "doc")
+        for where in ("claim", "top3", "best", "attended", "doc", "lead", "log_count")
     ),
+    "negated_claim_terms_best",
+    "negated_claim_terms_top3",
+    "negated_claim_terms_attended",
+    "negated_claim_terms_doc",
     "claim_negation_parity",
     "best_negation_parity",
     "negation_parity_match",
@@ -164,10 +190,23 @@ def content_stems(tokens: Iterable[str]) -> list[str]:
     return [stem(token) for token in tokens if token not in _STOPWORDS and not token.endswith("n't")]
 
 
-def _cue_counts(tokens: Sequence[str]) -> list[int]:
+def _cue_counts(tokens: Sequence[str], sentence: str) -> list[int]:
     counts = [sum(token in cues for token in tokens) for cues in _CUES.values()]
     counts[_NEGATION_INDEX] += sum(token.endswith("n't") for token in tokens)
-    return counts
+    return [*counts, len(_DEBUNK.findall(sentence.lower().replace("\u2019", "'")))]
+
+
+def _is_negator(token: str) -> bool:
+    return token in _NEGATORS or token.endswith("n't")
+
+
+def _negated_stems(tokens: Sequence[str]) -> frozenset[str]:
+    """Content stems of a sentence with a negation or refuting word at most NEGATION_WINDOW words away."""
+    marks = [i for i, token in enumerate(tokens) if _is_negator(token)]
+    if not marks:
+        return frozenset()
+    near = {j for i in marks for j in range(i - NEGATION_WINDOW, i + NEGATION_WINDOW + 1)}
+    return frozenset(content_stems(tokens[j] for j in sorted(near) if 0 <= j < len(tokens)))
 
 
 def _ngrams(sequences: Iterable[Sequence[str]], n: int) -> frozenset[tuple[str, ...]]:
@@ -181,6 +220,7 @@ class PreparedText:
     text: str
     spans: tuple[tuple[int, int], ...]
     sentence_terms: tuple[frozenset[str], ...]
+    negated_terms: tuple[frozenset[str], ...]  # per sentence: content stems near a negator
     cues: np.ndarray  # (n_sentences, len(CUE_FAMILIES)) cue word counts
     terms: frozenset[str]
     lead_terms: frozenset[str]
@@ -199,11 +239,18 @@ def prepare_text(text: str) -> PreparedText:
     tokens = [words(text[start:end]) for start, end in spans]
     stems = [content_stems(sentence) for sentence in tokens]
     lead = stems[:LEAD_SENTENCES]
-    cues = np.array([_cue_counts(sentence) for sentence in tokens], dtype=np.float32)
+    cues = np.array(
+        [
+            _cue_counts(sentence, text[start:end])
+            for sentence, (start, end) in zip(tokens, spans, strict=True)
+        ],
+        dtype=np.float32,
+    )
     return PreparedText(
         text=text,
         spans=spans,
         sentence_terms=tuple(frozenset(sentence) for sentence in stems),
+        negated_terms=tuple(_negated_stems(sentence) for sentence in tokens),
         cues=cues.reshape(len(spans), len(CUE_FAMILIES)),
         terms=frozenset(term for sentence in stems for term in sentence),
         lead_terms=frozenset(term for sentence in lead for term in sentence),
@@ -226,7 +273,7 @@ def select_sentences(claim: PreparedText, document: PreparedText) -> list[int]:
 
 @dataclass(frozen=True)
 class PairFeatures:
-    vector: np.ndarray  # float32, len(SCALAR_FEATURES) + 2 * embedding dim
+    vector: np.ndarray  # float32, one value per name in SCALAR_FEATURES
     similarities: np.ndarray  # cosine of the claim with each selected sentence
     selected: tuple[int, ...]  # sentence indices of the document, aligned with `similarities`
 
@@ -257,7 +304,8 @@ def _cue_features(
     order: np.ndarray,
     weights: np.ndarray,
 ) -> list[float]:
-    """Per cue family: in the claim, share of the top-3 sentences, best sentence, attention-weighted, whole text."""
+    """Per cue family: in the claim, share of the top-3 sentences, best sentence, attention-weighted, whole text,
+    lead sentences, and log of the count in the whole text."""
     present = (document.cues[list(selected)] > 0).astype(np.float32)
     rows = [
         claim.cues.sum(axis=0) > 0,
@@ -265,8 +313,26 @@ def _cue_features(
         present[order[0]],
         weights @ present,
         (document.cues > 0).mean(axis=0),
+        (document.cues[:CUE_LEAD_SENTENCES] > 0).mean(axis=0),
+        np.log1p(document.cues.sum(axis=0)),
     ]
     return [float(row[family]) for family in range(len(CUE_FAMILIES)) for row in rows]
+
+
+def _negated_claim_terms(
+    claim: PreparedText,
+    document: PreparedText,
+    selected: Sequence[int],
+    order: np.ndarray,
+    weights: np.ndarray,
+) -> list[float]:
+    """Share of the claim's content stems that a sentence states next to a negation or refuting word: in the
+    best sentence, mean of the top 3, attention-weighted, and the most in any sentence of the document."""
+    if not claim.terms:
+        return [0.0, 0.0, 0.0, 0.0]
+    shares = np.array([_share(claim.terms, document.negated_terms[i]) for i in selected], dtype=np.float32)
+    most = max((_share(claim.terms, negated) for negated in document.negated_terms), default=0.0)
+    return [float(shares[order[0]]), float(shares[order[:TOP_K]].mean()), float(weights @ shares), most]
 
 
 def pair_features(
@@ -297,6 +363,7 @@ def pair_features(
         selected[best] / max(1, len(document.spans) - 1),
     ]
     cues = _cue_features(claim, document, selected, order, weights)
+    negated = _negated_claim_terms(claim, document, selected, order, weights)
     claim_parity = float(claim.cues[:, _NEGATION_INDEX].sum() % 2)
     best_parity = float(document.cues[selected[best], _NEGATION_INDEX] % 2)
     shape = [
@@ -307,9 +374,8 @@ def pair_features(
         math.log1p(len(document.spans)),
         math.log1p(len(claim.terms)),
     ]
-    scalars = np.array(embedding + _lexical(claim, document) + cues + shape, dtype=np.float32)
-    vector = np.concatenate([scalars, claim_vector * attended, np.abs(claim_vector - attended)])
-    return PairFeatures(vector.astype(np.float32), sims, tuple(selected))
+    vector = np.array(embedding + _lexical(claim, document) + cues + negated + shape, dtype=np.float32)
+    return PairFeatures(vector, sims, tuple(selected))
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -320,7 +386,11 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 def evidence_sentence(label: Label, features: PairFeatures, document: PreparedText) -> int:
     """Index of the sentence that best shows `label`: among the 5 most claim-like, the first with a matching cue."""
     order = np.argsort(-features.similarities, kind="stable")[:5]
-    families = {"disagree": ("refute", "negation"), "discuss": ("hedge", "report"), "agree": ("support",)}
+    families = {
+        "disagree": ("refute", "debunk", "negation"),
+        "discuss": ("hedge", "report"),
+        "agree": ("support",),
+    }
     wanted = [CUE_FAMILIES.index(name) for name in families.get(label, ())]
     for position in order:
         index = features.selected[int(position)]
@@ -350,6 +420,16 @@ class Network:
         return softmax(hidden)
 
 
+@dataclass(frozen=True)
+class Ensemble:
+    """Networks trained on different inner splits; their probabilities are averaged."""
+
+    members: tuple[Network, ...]
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        return cast(np.ndarray, np.mean([member.probabilities(features) for member in self.members], axis=0))
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return cast(np.ndarray, shifted / shifted.sum(axis=-1, keepdims=True))
@@ -359,51 +439,58 @@ def default_model_path() -> Path:
     return Path(str(resources.files("compare") / "resources" / "claim_stance.npz"))
 
 
-def save_network(path: Path, network: Network, *, embedder: str, dim: int) -> None:
-    arrays = {f"weight_{i}": weight for i, weight in enumerate(network.weights)}
-    arrays |= {f"bias_{i}": bias for i, bias in enumerate(network.biases)}
+def save_ensemble(path: Path, ensemble: Ensemble, *, embedder: str, dim: int) -> None:
+    """One compressed npz: format facts (spec version, labels, feature names, embedder) and each member's arrays."""
+    arrays: dict[str, np.ndarray] = {}
+    for m, network in enumerate(ensemble.members):
+        arrays[f"m{m}_mean"], arrays[f"m{m}_scale"] = network.mean, network.scale
+        arrays |= {f"m{m}_weight_{i}": weight for i, weight in enumerate(network.weights)}
+        arrays |= {f"m{m}_bias_{i}": bias for i, bias in enumerate(network.biases)}
     np.savez_compressed(
         path,
-        mean=network.mean.astype(np.float32),
-        scale=network.scale.astype(np.float32),
         labels=np.array(LABELS),
         scalar_features=np.array(SCALAR_FEATURES),
         spec_version=np.array(FEATURE_SPEC_VERSION),
         embedder=np.array(embedder),
         dim=np.array(dim),
-        layers=np.array(len(network.weights)),
+        members=np.array(len(ensemble.members)),
+        layers=np.array(len(ensemble.members[0].weights)),
         **{name: array.astype(np.float32) for name, array in arrays.items()},  # type: ignore[arg-type]
     )
 
 
-def load_network(path: Path, dim: int) -> Network:
+def load_ensemble(path: Path, dim: int, embedder: str | None = None) -> Ensemble:
+    """The model at `path`; missing, unreadable or built for other features/labels/embedder -> ModelError."""
     if not path.is_file():
         raise ModelError(f"claim stance model not found: {path}", hint=TRAIN_HINT)
     try:
         with np.load(path, allow_pickle=False) as data:
-            version, labels, layers = (
-                int(data["spec_version"]),
-                tuple(data["labels"].tolist()),
-                int(data["layers"]),
-            )
-            trained_dim = int(data["dim"])
-            network = Network(
-                mean=data["mean"],
-                scale=data["scale"],
-                weights=tuple(data[f"weight_{i}"] for i in range(layers)),
-                biases=tuple(data[f"bias_{i}"] for i in range(layers)),
-            )
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            facts = (int(data["spec_version"]), tuple(data["labels"].tolist()), int(data["dim"]))
+            trained_embedder = str(data["embedder"])
+            members, layers = int(data["members"]), int(data["layers"])
+            ensemble = Ensemble(tuple(_member(data, m, layers) for m in range(members)))
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ModelError(f"claim stance model {path} is unreadable ({error})", hint=TRAIN_HINT) from error
-    if version != FEATURE_SPEC_VERSION or labels != LABELS or trained_dim != dim:
+    wanted = (FEATURE_SPEC_VERSION, LABELS, dim)
+    if facts != wanted or (embedder is not None and trained_embedder != embedder):
         raise ModelError(
-            f"claim stance model {path} was trained for feature spec {version}, labels {labels}, dim "
-            f"{trained_dim}; this code needs spec {FEATURE_SPEC_VERSION}, labels {LABELS}, dim {dim}",
+            f"claim stance model {path} was built for feature spec {facts[0]}, labels {facts[1]}, embedder "
+            f"{trained_embedder} (dim {facts[2]}); this code needs spec {wanted[0]}, labels {wanted[1]}, "
+            f"embedder {embedder or 'any'} (dim {dim})",
             hint=TRAIN_HINT,
         )
-    if network.weights[0].shape[0] != len(SCALAR_FEATURES) + 2 * dim:
+    if not ensemble.members or any(n.weights[0].shape[0] != len(SCALAR_FEATURES) for n in ensemble.members):
         raise ModelError(f"claim stance model {path} has the wrong input size", hint=TRAIN_HINT)
-    return network
+    return ensemble
+
+
+def _member(data: Mapping[str, np.ndarray], m: int, layers: int) -> Network:
+    return Network(
+        mean=data[f"m{m}_mean"],
+        scale=data[f"m{m}_scale"],
+        weights=tuple(data[f"m{m}_weight_{i}"] for i in range(layers)),
+        biases=tuple(data[f"m{m}_bias_{i}"] for i in range(layers)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- inference
@@ -421,14 +508,14 @@ class ClaimStance:
 
 
 class ClaimStanceModel:
-    def __init__(self, embedder: Embedder, network: Network) -> None:
+    def __init__(self, embedder: Embedder, network: Ensemble) -> None:
         self.embedder = embedder
         self.network = network
 
     @classmethod
     def load(cls, embedder: Embedder, path: Path | None = None) -> ClaimStanceModel:
         """The shipped model by default; a missing, corrupt or mismatched file raises ModelError."""
-        return cls(embedder, load_network(path or default_model_path(), embedder.dim))
+        return cls(embedder, load_ensemble(path or default_model_path(), embedder.dim, embedder.name))
 
     def predict(self, claim: str, text: str) -> ClaimStance:
         return self.predict_many([(claim, text)])[0]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from compare import __version__
 from compare.analysis.base import AnalysisRequest, Backend, Estimate, get_backend, question_target
+from compare.analysis.claim_stance import FEATURE_SPEC_VERSION, ClaimStance, ClaimStanceModel
+from compare.analysis.quotes import verify_quote
 from compare.embedding import Embedder
 from compare.errors import CompareError
 from compare.retrieval import RetrievalSettings, Retrieved, Retriever
 from compare.settings import Settings
 from compare.store import Filters, Store
-from compare.types import Comparison, Quote
+from compare.types import ClaimStanceResult, Comparison, Document, Quote
 
 
 @dataclass
@@ -23,6 +26,7 @@ class Engine:
     store: Store
     embedder: Embedder
     _backends: dict[str, Backend] = field(default_factory=dict)
+    _claim_model: ClaimStanceModel | None = None
 
     def backend(self, spec: str | None = None) -> Backend:
         key = spec or self.settings.backend
@@ -79,6 +83,68 @@ class Engine:
 
     def retrieve(self, question: str, filters: Filters | None = None, k: int | None = None) -> Retrieved:
         return self.request(question, filters=filters, k=k).retrieved
+
+    # -- claim-level stance ------------------------------------------------------------------------------
+
+    def claim_model(self) -> ClaimStanceModel:
+        if self._claim_model is None:
+            self._claim_model = ClaimStanceModel.load(self.embedder)
+        return self._claim_model
+
+    def claim_stance(
+        self, claim: str, *, doc_ids: Sequence[str] = (), filters: Filters | None = None, max_docs: int = 10
+    ) -> list[ClaimStanceResult]:
+        """Each document's stance toward `claim`: the given documents, else the ones most related to it."""
+        if not claim.strip():
+            raise CompareError("the claim is empty", hint='state a claim, e.g. "The US will send ATACMS"')
+        if doc_ids:
+            documents = self.store.get_documents(list(doc_ids))
+            missing = [doc_id for doc_id in doc_ids if doc_id not in documents]
+            if missing:
+                raise CompareError(
+                    f"unknown document id(s): {', '.join(missing)}", hint="list ids with `ncompare search`"
+                )
+            ordered = [documents[doc_id] for doc_id in doc_ids]
+        else:
+            ordered = self._related_documents(claim, filters or Filters(), max_docs)
+        return self.claim_stance_pairs([(claim, doc) for doc in ordered])
+
+    def claim_stance_pairs(self, pairs: Sequence[tuple[str, Document]]) -> list[ClaimStanceResult]:
+        """Stances for (claim, document) pairs, in the same order, batched through the model once."""
+        if not pairs:
+            return []
+        answers = self.claim_model().predict_many([(claim, doc.text) for claim, doc in pairs])
+        return [
+            _claim_result(claim, doc, answer) for (claim, doc), answer in zip(pairs, answers, strict=True)
+        ]
+
+    def _related_documents(self, claim: str, filters: Filters, max_docs: int) -> list[Document]:
+        vector = self.embedder.embed([claim])[0]
+        hits = self.store.search(vector, k=max_docs * 4, filters=filters)
+        doc_ids = list(dict.fromkeys(hit.duplicate_of or hit.doc_id for hit in hits))[:max_docs]
+        if not doc_ids:
+            raise CompareError(_no_match_message(self.store, filters), hint=_no_match_hint(filters))
+        documents = self.store.get_documents(doc_ids)
+        return [documents[doc_id] for doc_id in doc_ids if doc_id in documents]
+
+
+def _claim_result(claim: str, doc: Document, answer: ClaimStance) -> ClaimStanceResult:
+    evidence = None
+    if answer.evidence_end > answer.evidence_start:
+        start, end = answer.evidence_start, answer.evidence_end
+        evidence = verify_quote(doc.text[start:end], doc, hint_start=start)
+    return ClaimStanceResult(
+        claim=claim,
+        doc_id=doc.id,
+        source=doc.source,
+        date=doc.date,
+        title=doc.title,
+        label=answer.label,
+        confidence=round(answer.confidence, 4),
+        probabilities={label: round(p, 4) for label, p in answer.probabilities.items()},
+        evidence=evidence if evidence is not None and evidence.status != "unverified" else None,
+        method=f"claim-stance-fnc1@spec{FEATURE_SPEC_VERSION}",
+    )
 
 
 def enforce_quotes(comparison: Comparison, request: AnalysisRequest) -> Comparison:

@@ -67,7 +67,7 @@ _CHANGE_CUES = re.compile(
 )
 _OLD_POSITION = re.compile(
     r"\b(previously|formerly|initially|at first|used to|had (?:long )?(?:resisted|refused|opposed|rejected|"
-    r"withheld|insisted)|once|until (?:now|recently)|earlier (?:this|that) (?:year|month))\b",
+    r"withheld|insisted)|once (?:opposed|resisted|refused|rejected|insisted|ruled out)|until (?:now|recently)|earlier (?:this|that) (?:year|month))\b",
     re.IGNORECASE,
 )
 _FROM_TO = re.compile(
@@ -456,7 +456,8 @@ class OfflineBackend(Backend):
                 old, new = dated[0], dated[-1]
                 cues = sorted({m.group(0).lower() for m in _CHANGE_CUES.finditer(new.text)})
                 changed_tone = tone_label(tone(old.text)) != tone_label(tone(new.text))
-                if cues or changed_tone or float(old.vector @ new.vector) < 0.8:
+                # A reworded claim with the same tone and no change cue is not a shift of position.
+                if cues or changed_tone:
                     shifts.append(
                         self._shift(
                             request.documents[new.doc_id],
