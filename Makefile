@@ -1,11 +1,14 @@
-# Two commands for a new user: `make run` (set up, ingest the demo corpus, show it) and `make test`.
+# Two commands for a new user: `make run` (set up, ingest the demo corpus, open the app) and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Where `make app` serves; e.g. `make app APP_ADDRESS=0.0.0.0 APP_PORT=8080` to reach it from other machines.
+APP_ADDRESS ?= 127.0.0.1
+APP_PORT ?= 8501
 
-.PHONY: run test venv lint bench clean-venv
+.PHONY: run app test venv lint bench clean-venv
 
 venv: $(STAMP)
 
@@ -16,8 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
+# Ingests the demo corpus on first run (with a progress bar), shows what it can answer, then starts the app.
 run: venv
 	$(BIN)/ncompare demo --corpus examples/corpus
+	@$(MAKE) --no-print-directory app
+
+# The Streamlit app (settings in .streamlit/config.toml); Ctrl-C stops it.
+app: venv
+	@echo ""
+	@echo "narrative-compare app: open http://$(APP_ADDRESS):$(APP_PORT) in your browser (Ctrl-C to stop)"
+	$(BIN)/streamlit run app.py --server.address $(APP_ADDRESS) --server.port $(APP_PORT)
 
 lint: venv
 	$(BIN)/ruff check .

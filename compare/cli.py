@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,7 +29,7 @@ from compare.ingest.readers import ReadOptions
 from compare.services import Services
 from compare.settings import Settings, load_settings
 from compare.store import Filters
-from compare.types import IngestItemResult, IngestReport
+from compare.types import IngestItemResult, IngestReport, IngestStatus
 
 app = typer.Typer(
     name="ncompare",
@@ -186,7 +187,7 @@ def _short(origin: str, width: int = 40) -> str:
 
 
 def _ingest_json(report: IngestReport) -> dict[str, Any]:
-    counts = {s: report.count(s) for s in ("added", "unchanged", "replaced", "duplicate", "failed")}
+    counts = {s: report.count(s) for s in typing.get_args(IngestStatus)}
     return {
         **counts,
         "chunks": sum(i.chunks for i in report.items),
@@ -200,7 +201,7 @@ def _print_ingest_summary(report: IngestReport) -> None:
     summary = _ingest_json(report)
     out.print(
         f"[bold]{summary['added']}[/] added, {summary['unchanged']} unchanged, "
-        f"{summary['replaced']} replaced, {summary['duplicate']} duplicates, "
+        f"{summary['replaced']} replaced, {summary['duplicate']} duplicates, {summary['skipped']} skipped, "
         f"[{'red' if report.failed else 'green'}]{summary['failed']} failed[/]"
         f"  ({summary['chunks']} chunks in {report.seconds:.1f} s)"
     )
@@ -212,6 +213,9 @@ def _print_ingest_summary(report: IngestReport) -> None:
         out.print(
             "    dates are never invented: pass --date or add `date` to the metadata to place them in time"
         )
+    for item in report.items:
+        if item.status == "skipped":
+            out.print(f"  [dim]skipped {escape(item.origin)}: {escape(item.reason or '')}[/]")
     for item in report.failed:
         out.print(f"  [red]failed[/] {escape(item.origin)}: {escape(item.reason or '')}")
         if item.hint:
@@ -429,9 +433,9 @@ def ask(
     if as_json:
         _print_json(comparison.model_dump(mode="json"))
     elif as_md:
-        from compare.render import comparison_markdown
+        from compare.render import to_markdown
 
-        sys.stdout.write(comparison_markdown(comparison))
+        sys.stdout.write(to_markdown(comparison))
     else:
         from compare.terminal import print_comparison
 
@@ -475,6 +479,32 @@ def schema() -> None:
     from compare.types import Comparison
 
     _print_json(Comparison.model_json_schema())
+
+
+@app.command()
+def prompts(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
+    """Prompt names, versions and their variables (prompts/<name>.v<N>.yaml; a released version is never
+    edited: add v<N+1>). Choose one with NCOMPARE_LLM__PROMPT=name@version."""
+    from compare.analysis.prompts import list_prompts, prompt_directories
+
+    with _friendly_errors():
+        settings = _settings(data_dir)
+        rows = list_prompts(prompt_directories(settings.llm.prompts_dir))
+    if as_json:
+        _print_json(
+            [
+                {"id": r.id, "name": r.name, "version": r.version, "variables": r.variables, "parts": r.parts,
+                 "path": str(r.path), "description": r.description}
+                for r in rows
+            ]
+        )  # fmt: skip
+        return
+    table = Table("prompt", "parts and variables", "file", "description")
+    for row in rows:
+        parts = "\n".join(f"{part}: {', '.join(names)}" for part, names in row.parts.items())
+        active = " [green](active)[/]" if row.id == settings.llm.prompt else ""
+        table.add_row(escape(row.id) + active, escape(parts), escape(str(row.path)), escape(row.description))
+    out.print(table)
 
 
 @app.command()

@@ -32,6 +32,14 @@ class IngestError(CompareError):
         self.reason = message
 
 
+class NotArticlesError(IngestError):
+    """A file that holds something other than articles (e.g. a JSONL of events or labels)."""
+
+
+class SkippedInput(IngestError):
+    """Met while walking a folder, an input that is not an article file: reported as skipped, not failed."""
+
+
 class StoreError(CompareError):
     """The vector store cannot be opened, is inconsistent, or refuses an operation."""
 

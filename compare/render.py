@@ -326,7 +326,7 @@ def timeline_svg(comparison: Comparison, *, width: int = 960) -> str:
     domain = stance_domain([p.stance for p in points] + [s.stance for s in spans])
     days = [_day(p.date) for p in points] + [_day(d) for s in spans for d in (s.start, s.end)]
     low, high = min(days), max(days)
-    left, right, top, row = 110, 20, 16, 44
+    left, right, top, row = 110, 44, 16, 44
     height = top + row * len(domain) + 40
     colours = source_colours(source_names(comparison))
 
@@ -497,11 +497,10 @@ def breakable(name: str) -> str:
 def source_body_html(view: SourceView, documents: Mapping[str, Document] | None = None) -> str:
     """A source's card body: outlet, dates, stance badge, summary and key quotes."""
     dates = f"{view.first_date or 'undated'} – {view.last_date or 'undated'}"
-    n_docs = len(view.documents)
     quotes = key_quotes(view)
     return (
         f'<div class="nc-meta">{esc(view.outlet or view.source)}</div>'
-        f'<div class="nc-meta">{esc(dates)} · {n_docs} document{"s" if n_docs != 1 else ""}</div>'
+        f'<div class="nc-meta">{esc(dates)} · {plural(len(view.documents), "document")}</div>'
         f'<div style="margin:.4em 0">{stance_badge_html(view.stance)}'
         f' <span class="nc-meta">toward “{esc(view.stance.target)}”</span></div>'
         + _summary_html(view)
@@ -510,9 +509,18 @@ def source_body_html(view: SourceView, documents: Mapping[str, Document] | None 
     )
 
 
+def summary_is_quotes(view: SourceView) -> bool:
+    """True when the summary is only the summary quotes joined (extractive): show the quotes, not both."""
+    return view.summary.strip() == " … ".join(q.text for q in view.summary_quotes).strip()
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def _summary_html(view: SourceView) -> str:
     """The summary, unless it is only the summary quotes joined (they follow, with their badges)."""
-    if view.summary.strip() == " … ".join(q.text for q in view.summary_quotes).strip():
+    if summary_is_quotes(view):
         return '<div class="nc-meta" style="margin-top:.5em">Key quotes</div>'
     return f'<div class="nc-summary">{esc(view.summary) or "<i>no summary</i>"}</div>'
 
@@ -795,10 +803,11 @@ def _markdown_source(view: SourceView, documents: Mapping[str, Document] | None)
     lines = [
         f"### {md(view.source)}" + (f" — {md(view.outlet)}" if view.outlet else ""),
         "",
-        f"- Dates: {view.first_date or 'undated'} – {view.last_date or 'undated'}, {len(view.documents)} documents",
+        f"- Dates: {view.first_date or 'undated'} – {view.last_date or 'undated'}, "
+        f"{plural(len(view.documents), 'document')}",
         f"- Stance: **{md(stance.label)}**{low}, confidence {stance.confidence:.2f}, toward {md(stance.target)}",
         "",
-        md(view.summary) or "_no summary_",
+        "Key quotes:" if summary_is_quotes(view) else (md(view.summary) or "_no summary_"),
         "",
     ]
     for quote in key_quotes(view):

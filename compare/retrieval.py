@@ -21,7 +21,7 @@ from compare.types import SearchHit
 
 #: Pool size as a multiple of k x sources: room for MMR to swap near-duplicates out, while the one query
 #: costs little more than a bare top-k query (the payload, not the search, dominates Chroma's time).
-POOL_FACTOR = 1.25
+POOL_FACTOR = 1.0
 #: A top-up chunk may be this much less similar (cosine) than the weakest chunk of the pool.
 TOP_UP_MARGIN = 0.1
 

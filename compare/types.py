@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 MetadataValue = str | int | float | bool
-IngestStatus = Literal["added", "unchanged", "replaced", "duplicate", "failed"]
+IngestStatus = Literal["added", "unchanged", "replaced", "duplicate", "skipped", "failed"]
 
 
 def content_hash(text: str) -> str:
@@ -228,6 +228,7 @@ class ComparisonMeta(BaseModel):
     tokens_out: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    cached_calls: int = Field(default=0, description="LLM calls answered from the response cache (cost 0).")
     retrieval: dict[str, object] = Field(default_factory=dict)
     quotes: dict[str, int] = Field(default_factory=dict, description="Quote gate counts, incl. unverified.")
     warnings: list[str] = Field(default_factory=list)

@@ -21,6 +21,7 @@ CHART_HEIGHT_PER_ROW = 56
 CHART_FRAME_HEIGHT = 90
 TOOLTIP_CHARS = 280
 _DATE_AXIS = alt.Axis(format="%b %Y", labelOverlap=True, grid=False, tickCount=8)
+_DATE_SCALE = alt.Scale(padding=16)  # pixels: dots and pills at the ends are not clipped
 #: A one-day span is drawn this share of the whole time axis wide, so it shows as a short pill.
 MIN_SPAN_SHARE = 0.012
 
@@ -53,7 +54,7 @@ def timeline_chart(
         alt.Chart(alt.Data(values=band_rows))
         .mark_bar(height=12, opacity=0.35, cornerRadius=6)
         .encode(
-            x=alt.X("start:T", title=None, axis=_DATE_AXIS),
+            x=alt.X("start:T", title=None, axis=_DATE_AXIS, scale=_DATE_SCALE),
             x2="end:T",
             y=y,
             yOffset=alt.YOffset("source:N"),
@@ -68,7 +69,10 @@ def timeline_chart(
         )
     )
     base = alt.Chart(alt.Data(values=point_rows)).encode(
-        x=alt.X("date:T", title=None, axis=_DATE_AXIS), y=y, yOffset=alt.YOffset("source:N"), color=colour
+        x=alt.X("date:T", title=None, axis=_DATE_AXIS, scale=_DATE_SCALE),
+        y=y,
+        yOffset=alt.YOffset("source:N"),
+        color=colour,
     )
     lines = base.mark_line(strokeWidth=1.5, opacity=0.8).encode(detail="shift:N", order="order:Q")
     dots = base.mark_circle(size=110, opacity=1, stroke="white", strokeWidth=1).encode(

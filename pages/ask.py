@@ -72,7 +72,7 @@ def _metadata_filter() -> dict[str, str] | None:
     key = st.sidebar.selectbox("Metadata", [ANY, *facets], key="f_where_key", help="e.g. event_id")
     if key is None or key == ANY:
         return None
-    value = st.sidebar.selectbox(f"{key} =", facets[key], key="f_where_value")
+    value = st.sidebar.selectbox(f"{escape_markdown(key)} =", facets[key], key="f_where_value")
     return {key: value} if value is not None else None
 
 

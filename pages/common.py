@@ -127,6 +127,13 @@ def show_error(exc: BaseException, *, secret: str | None = None) -> None:
         st.error(f"This part of narrative-compare is not available in this version ({exc.name}).")
         st.caption("What to do: use the offline backend.")
         return
+    if type(exc).__module__.startswith("chromadb"):
+        st.error("The store was changed outside this app, or cannot be read: " + _redact(str(exc), secret))
+        st.caption(
+            "What to do: after `ncompare ingest` or `ncompare delete` in a terminal, restart the app (Ctrl-C, "
+            "then `make app`); the Corpus page adds and deletes without a restart."
+        )
+        return
     log.warning("unexpected %s in the app", type(exc).__name__)
     st.error(f"Unexpected error: {type(exc).__name__}: {_redact(str(exc), secret)}", icon=":material/error:")
     st.caption("What to do: try again; if it persists, run the same step with `ncompare` to see details.")

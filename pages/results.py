@@ -6,6 +6,7 @@ the page; st.html is used only with those escaped fragments.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 
@@ -102,15 +103,22 @@ def _file_stem(comparison: Comparison) -> str:
     return f"ncompare-{slug}-{stamp}" if stamp else f"ncompare-{slug}"
 
 
+def columns_per_row(n_sources: int) -> int:
+    """At most COLUMNS_PER_ROW, rows as even as possible: 5 sources -> 3 + 2, 6 -> 3 + 3, 7 -> 4 + 3."""
+    rows = max(1, math.ceil(n_sources / COLUMNS_PER_ROW))
+    return max(1, math.ceil(n_sources / rows))
+
+
 def _source_columns(comparison: Comparison, documents: Mapping[str, Document]) -> None:
     if not comparison.sources:
         st.info("No source had a passage matching the question.")
         return
     views = comparison.sources
     st.caption("Click a quote to see it in its paragraph, with the document's title, date and link.")
-    for start in range(0, len(views), COLUMNS_PER_ROW):
-        row = views[start : start + COLUMNS_PER_ROW]
-        for column, view in zip(st.columns(min(len(views), COLUMNS_PER_ROW), border=False), row):
+    per_row = columns_per_row(len(views))
+    for start in range(0, len(views), per_row):
+        row = views[start : start + per_row]
+        for column, view in zip(st.columns(per_row), row):
             with column:
                 st.html(render.source_card_html(view, documents))
 

@@ -312,3 +312,28 @@ def test_reopen_a_past_comparison_from_history(demo_dir: Path) -> None:
     history_page = start("pages/history.py")
     history_page.button(key=f"delete_{entry_id}").click().run()
     assert "No saved comparison yet" in texts(history_page.info)
+
+
+def _page_with_errors() -> None:
+    from compare.errors import StoreError
+    from pages.common import guarded
+
+    class InternalError(Exception):
+        pass
+
+    InternalError.__module__ = "chromadb.errors"
+    with guarded():
+        raise InternalError("Error executing plan: Internal error: Error finding id")
+    with guarded():
+        raise StoreError("the store is locked", hint="close the other program")
+    with guarded(secret="sk-abc"):
+        raise RuntimeError("boom with sk-abc inside")
+
+
+def test_failures_become_messages_with_what_to_do() -> None:
+    at = AppTest.from_function(_page_with_errors, default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    errors, captions = texts(at.error), texts(at.caption)
+    assert "changed outside this app" in errors and "restart the app" in captions
+    assert "the store is locked" in errors and "What to do: close the other program" in captions
+    assert "Unexpected error: RuntimeError: boom with \\*\\*\\* inside" in errors and "sk-abc" not in errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from compare.errors import IngestError
+from compare.errors import IngestError, SkippedInput
 from compare.ingest.readers import RawDocument, ReadOptions, iter_raw
 
 ARTICLE = "The ministry said on Tuesday that the new package would be delivered within weeks. " * 5
@@ -34,6 +34,13 @@ def test_folder_walk_skips_corpus_docs_and_names_metadata_files_once(tmp_path: P
         errors[0].origin.endswith("events.jsonl")
         and "does not look like a file of articles" in errors[0].reason
     )
+    assert isinstance(errors[0], SkippedInput)  # met in a folder: skipped, not a failure
+
+
+def test_a_named_metadata_file_is_a_failure_not_a_skip(tmp_path: Path) -> None:
+    events = _corpus(tmp_path / "corpus") / "outlet_a" / "events.jsonl"
+    (error,) = list(iter_raw([str(events)], ReadOptions()))
+    assert isinstance(error, IngestError) and not isinstance(error, SkippedInput)
 
 
 def test_source_falls_back_to_folder_name_with_a_warning(tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ _CHANGE_CUES = re.compile(
 )
 _OLD_POSITION = re.compile(
     r"\b(previously|formerly|initially|at first|used to|had (?:long )?(?:resisted|refused|opposed|rejected|"
-    r"withheld|insisted)|once (?:opposed|resisted|refused|rejected|insisted|ruled out)|until (?:now|recently)|earlier (?:this|that) (?:year|month))\b",
+    r"withheld|insisted)|once (?:opposed|resisted|refused|rejected|insisted|ruled out)|until (?:now|recently)|"
+    r"earlier (?:this|that) (?:year|month))\b",
     re.IGNORECASE,
 )
 _FROM_TO = re.compile(

@@ -15,13 +15,13 @@ import numpy as np
 
 from compare.chunking import Chunker
 from compare.embedding import Embedder
-from compare.errors import IngestError
+from compare.errors import IngestError, SkippedInput
 from compare.ingest.cleaning import RepeatedLines, clean_text
 from compare.ingest.normalize import to_document
 from compare.ingest.readers import RawDocument, ReadOptions, iter_raw
 from compare.settings import Settings
 from compare.store import Store, document_vector
-from compare.types import Chunk, Document, IngestItemResult, IngestReport
+from compare.types import Chunk, Document, IngestItemResult, IngestReport, IngestStatus
 
 #: Documents per write transaction. Large enough that length-sorted embedding batches pad little (the
 #: throughput of one big sorted batch), small enough that a killed run loses little and memory stays flat.
@@ -209,7 +209,8 @@ class Ingestor:
 
 def _failed(error: IngestError) -> IngestItemResult:
     origin = f"{error.origin}:{error.line}" if error.line is not None else error.origin
-    return IngestItemResult(origin=origin, status="failed", reason=error.reason, hint=error.hint)
+    status: IngestStatus = "skipped" if isinstance(error, SkippedInput) else "failed"
+    return IngestItemResult(origin=origin, status=status, reason=error.reason, hint=error.hint)
 
 
 def _result(

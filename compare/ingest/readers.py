@@ -28,7 +28,7 @@ import httpx
 import yaml
 
 from compare import __version__
-from compare.errors import IngestError
+from compare.errors import IngestError, NotArticlesError, SkippedInput
 from compare.settings import IngestSettings
 
 FORMATS = ("jsonl", "txt", "md", "html", "pdf")
@@ -122,6 +122,9 @@ def _with_folder_source(
 ) -> Iterator[RawDocument | IngestError]:
     """In a folder, a document that names no source takes its sub-folder's name (and says so)."""
     for raw in items:
+        if in_folder and isinstance(raw, NotArticlesError):
+            # Corpus folders often hold events/labels files beside the articles: skip them, do not fail.
+            raw = SkippedInput(raw.origin, raw.reason, hint=raw.hint, line=raw.line)
         if in_folder and isinstance(raw, RawDocument) and not raw.fields.get("source"):
             raw.fields["source"] = path.parent.name
             raw.warnings.append(
@@ -390,7 +393,7 @@ def _not_articles(line: bytes | None, result: RawDocument | IngestError) -> bool
 
 def _not_an_article_file(origin: str, number: int, line: bytes | None) -> IngestError:
     keys = ", ".join(sorted(json.loads((line or b"{}").decode("utf-8-sig")))[:8])
-    return IngestError(
+    return NotArticlesError(
         origin,
         f'line {number} has no "text" field (fields: {keys}): this does not look like a file of articles; '
         "skipped the whole file",
