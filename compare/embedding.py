@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property, lru_cache
@@ -570,6 +571,48 @@ class OpenAIEmbedder(Embedder):
             raise ModelError(f"{where} returned {vectors.shape[0]} embeddings for {len(inputs)} texts")
         self._dim = vectors.shape[1]
         return vectors
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A memo in front of any embedder
+# ---------------------------------------------------------------------------------------------------------
+
+
+class CachedEmbedder(Embedder):
+    """Remembers the vectors of the last `max_items` texts. Analysis embeds the same sentences several times
+    (evidence, claim clusters, claim stance, a repeated question); each is computed once. Thread-safe."""
+
+    def __init__(self, inner: Embedder, max_items: int = 100_000) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.max_tokens = inner.max_tokens
+        self.max_items = max_items
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]  # follows the wrapped embedder
+        return self.inner.dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            known = {text: self._memo[text] for text in dict.fromkeys(texts) if text in self._memo}
+            for text in known:
+                self._memo.move_to_end(text)
+        missing = [text for text in dict.fromkeys(texts) if text not in known]
+        if missing:
+            fresh = dict(zip(missing, self.inner.embed(missing), strict=True))
+            known.update(fresh)
+            with self._lock:
+                self._memo.update(fresh)
+                while len(self._memo) > self.max_items:
+                    self._memo.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([known[text] for text in texts])
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
+        return self.inner.count_tokens(texts)
 
 
 # ---------------------------------------------------------------------------------------------------------

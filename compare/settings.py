@@ -63,7 +63,37 @@ class LLMSettings(BaseModel):
         ge=1000,
         description="Prompt budget per call; evidence is trimmed to fit, never instructions.",
     )
-    max_output_tokens: int = Field(default=1500, ge=100, description="Completion budget per call.")
+    max_output_tokens: int = Field(
+        default=4000,
+        ge=100,
+        description="Completion budget per call (one call may analyse and compare several sources).",
+    )
+    evidence_tokens_per_source: int = Field(
+        default=200,
+        ge=50,
+        description="Evidence shown per source, in tokens: the retrieved chunks' sentences most relevant to "
+        "the question, with their articles' fences.",
+    )
+    sources_per_call: int = Field(
+        default=4,
+        ge=1,
+        le=20,
+        description="Sources analysed in one call. When one call holds every source it also compares them; "
+        "otherwise a reduce call compares the calls' compact analyses.",
+    )
+    max_sources: int = Field(
+        default=8,
+        ge=1,
+        description="Most sources analysed for one question; beyond it the sources with the weakest top "
+        "passage are left out, with a warning.",
+    )
+    weak_source_margin: float = Field(
+        default=0.15,
+        ge=0,
+        le=2,
+        description="When more than max_sources sources are retrieved, sources whose top passage scores this "
+        "much (cosine) below the best source's are left out too.",
+    )
     cache: bool = Field(default=True, description="Reuse cached responses (SQLite in the data dir).")
     price_table: Path | None = Field(
         default=None,

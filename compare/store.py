@@ -202,11 +202,28 @@ class Store:
         self._count_checked: tuple[float, int] | None = None
         prefix = settings.collection_prefix
         self.embedder_name, self.dim = self._check_embedder(prefix, embedder_name, dim)
+        self._open_collections()
+        self.recover()
+        self._known_count = int(self._docs.count())
+
+    def _open_collections(self) -> None:
+        prefix = self.settings.collection_prefix
         meta = {"hnsw:space": "cosine", "embedder": self.embedder_name, "dim": self.dim}
         meta["schema"] = SCHEMA_VERSION
         self._chunks = self._collection(f"{prefix}_chunks", meta)
         self._docs = self._collection(f"{prefix}_documents", meta)
-        self.recover()
+
+    def _reopen(self) -> None:
+        """Another process wrote to this embedded store: an open Chroma client keeps serving its old vector
+        index (queries miss new chunks or fail with "Error finding id"), so drop the cached client and
+        open a fresh one. A Chroma server (--chroma-url) has no such cache."""
+        if self.settings.chroma_url:
+            return
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
+        self._client = _open_client(self.settings)
+        self._open_collections()
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -264,9 +281,6 @@ class Store:
         """Write documents with their chunks and chunk vectors; `replacing` ids lose their old chunks."""
         if not items:
             return
-        self._source_cache.clear()
-        self._chunk_totals = None
-        self._count_checked = None
         self.journal.begin(doc.id for doc, _, _ in items)
         for doc_id in replacing:
             self._chunks.delete(where={"doc_id": doc_id})
@@ -283,11 +297,12 @@ class Store:
                 metas.append(_chunk_metadata(doc_meta, chunk))
             vectors.append(chunk_vectors)
             doc_vectors.append(document_vector(chunk_vectors))
+        all_vectors = np.concatenate(vectors)
         for start in range(0, len(ids), _PAGE):
             end = start + _PAGE
             self._chunks.upsert(
                 ids=ids[start:end],
-                embeddings=np.concatenate(vectors)[start:end],
+                embeddings=all_vectors[start:end],
                 documents=texts[start:end],
                 metadatas=metas[start:end],
             )
@@ -298,19 +313,18 @@ class Store:
             metadatas=[_document_metadata(doc, len(chunks)) for doc, chunks, _ in items],
         )
         self.journal.clear()
+        self._after_own_write()
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
         found = self._docs.get(ids=list(doc_ids), include=[])["ids"]
         if not found:
             return 0
-        self._source_cache.clear()
-        self._chunk_totals = None
-        self._count_checked = None
         self.journal.begin(found)
         for doc_id in found:
             self._chunks.delete(where={"doc_id": doc_id})
         self._docs.delete(ids=found)
         self.journal.clear()
+        self._after_own_write()
         return len(found)
 
     def delete_source(self, source: str) -> int:
@@ -398,8 +412,18 @@ class Store:
         another process's writes show within a second and this process's own writes at once."""
         now = time.monotonic()
         if self._count_checked is None or now - self._count_checked[0] > 1.0:
-            self._count_checked = (now, int(self._docs.count()))
+            count = int(self._docs.count())
+            if count != self._known_count:  # not our own write: see _reopen
+                self._reopen()
+                self._known_count = count
+            self._count_checked = (now, count)
         return self._count_checked[1]
+
+    def _after_own_write(self) -> None:
+        self._source_cache.clear()
+        self._chunk_totals = None
+        self._count_checked = None
+        self._known_count = int(self._docs.count())
 
     def chunk_totals(self) -> dict[str, int]:
         """Stored chunks per source (copies excluded), cached like `source_names`."""
@@ -531,7 +555,8 @@ def _stored(doc_id: str, meta: dict[str, Any]) -> StoredDoc:
     )
 
 
-def _user_metadata(meta: dict[str, Any]) -> dict[str, MetadataValue]:
+def user_metadata(meta: dict[str, Any]) -> dict[str, MetadataValue]:
+    """The user's own metadata fields of a stored record (the store's fields left out, `meta_` undone)."""
     user = {key: value for key, value in meta.items() if key not in _RESERVED}
     return {
         key.removeprefix("meta_") if key.startswith("meta_") else key: value for key, value in user.items()
@@ -547,7 +572,7 @@ def _to_document(doc_id: str, text: str, meta: dict[str, Any]) -> Document:
         date=meta.get("date"),
         url=meta.get("url"),
         text=text,
-        metadata=_user_metadata(meta),
+        metadata=user_metadata(meta),
         duplicate_of=str(meta.get("duplicate_of") or "") or None,
         origin=str(meta.get("origin", "")),
     )

@@ -21,16 +21,12 @@ from compare.ingest.readers import EXTENSIONS, ReadOptions
 from compare.render import CSS, escape_markdown
 from compare.services import Services
 from compare.settings import Settings, load_settings
+from compare.store import user_metadata
 from compare.types import IngestItemResult, IngestReport, SourceSummary
 
 APP_DIR = Path(__file__).resolve().parent.parent
 DEMO_CORPUS = APP_DIR / "examples" / "corpus"
 DEMO_QUESTION = "How did the US position on Ukraine change?"
-#: Store fields that are not user metadata (kept in step with compare.store's reserved names).
-_STORE_FIELDS = frozenset(
-    {"id", "source", "outlet", "title", "date", "url", "doc_id", "chunk_index", "char_start", "char_end"}
-    | {"date_int", "content_hash", "duplicate_of", "n_chunks", "origin", "ingested_at", "n_tokens"}
-)
 _MAX_FACET_VALUES = 300
 log = logging.getLogger("narrative_compare.app")
 
@@ -101,9 +97,9 @@ def metadata_facets(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     """User metadata keys that group documents (not one value per document), with their values."""
     values: dict[str, set[str]] = {}
     for row in rows:
-        for key, value in row.items():
-            if key not in _STORE_FIELDS and value not in (None, ""):
-                values.setdefault(key.removeprefix("meta_"), set()).add(str(value))
+        for key, value in user_metadata(row).items():
+            if key != "id" and value not in (None, ""):
+                values.setdefault(key, set()).add(str(value))
     return {
         key: sorted(found)
         for key, found in sorted(values.items())

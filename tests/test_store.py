@@ -179,3 +179,30 @@ def test_unreachable_chroma_server_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, chroma_url=f"http://127.0.0.1:{_free_port()}")
     with pytest.raises(StoreError, match="cannot reach the Chroma server"):
         Store(settings)
+
+
+_WRITER = """
+import sys
+import numpy as np
+from pathlib import Path
+from compare.settings import Settings
+from compare.store import Store
+from compare.types import Chunk, Document
+store = Store(Settings(data_dir=Path(sys.argv[1])), embedder_name="fake", dim=8)
+text = "Delta text written by another process. " * 4
+doc = Document(id="d", source="nyt", date="2024-05-05", text=text, origin="d.txt")
+chunk = Chunk(doc_id="d", index=0, char_start=0, char_end=len(text), text=text, n_tokens=9)
+vector = np.ones((1, 8), dtype=np.float32) / np.sqrt(8)
+store.write([(doc, [chunk], vector)])
+"""
+
+
+def test_an_open_store_sees_another_process_writes(store: Store, settings: Settings) -> None:
+    """An app holds the store open while `ncompare ingest` runs in a terminal: new chunks must be found."""
+    probe = np.ones(DIM, dtype=np.float32) / np.sqrt(DIM)
+    assert "d" not in {hit.doc_id for hit in store.search(probe, k=10)}
+    subprocess.run([sys.executable, "-c", _WRITER, str(settings.data_dir)], check=True, timeout=120)
+    time.sleep(1.1)  # the store re-reads the document count at most once a second
+    assert "d" in store.source_names() or "nyt" in store.source_names()
+    hits = store.search(probe, k=10)
+    assert hits[0].doc_id == "d" and hits[0].score > 0.99

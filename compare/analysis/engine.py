@@ -10,7 +10,7 @@ from compare import __version__
 from compare.analysis.base import AnalysisRequest, Backend, Estimate, get_backend, question_target
 from compare.analysis.claim_stance import FEATURE_SPEC_VERSION, ClaimStance, ClaimStanceModel
 from compare.analysis.quotes import verify_quote
-from compare.embedding import Embedder
+from compare.embedding import CachedEmbedder, Embedder
 from compare.errors import CompareError
 from compare.retrieval import RetrievalSettings, Retrieved, Retriever
 from compare.settings import Settings
@@ -27,6 +27,11 @@ class Engine:
     embedder: Embedder
     _backends: dict[str, Backend] = field(default_factory=dict)
     _claim_model: ClaimStanceModel | None = None
+
+    def __post_init__(self) -> None:
+        # Everything the engine embeds (questions, evidence sentences, claims) goes through one memo.
+        if not isinstance(self.embedder, CachedEmbedder):
+            self.embedder = CachedEmbedder(self.embedder)
 
     def backend(self, spec: str | None = None) -> Backend:
         key = spec or self.settings.backend

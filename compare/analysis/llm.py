@@ -2,38 +2,56 @@
 
 This is the only module that imports LangChain (and the openai client's error types).
 
-Map, then reduce, so long corpora fit:
+Prompt tokens are what a run costs, so every call carries as little as does the job:
 
-1. map, one call per source: the source's retrieved passages (overlapping chunks merged, text read from the
-   stored document) are fenced as data (prompts.EVIDENCE_OPEN/CLOSE, with doc_id, source, date, title) and
-   trimmed to the token budget, lowest-ranked passages first; the instructions are never trimmed. The answer
-   (SourceAnalysis) gives a summary, a stance toward the target, key claims with proposed quotes, and dated
-   positions.
-2. Every proposed quote goes through verify_quote against the stored document its doc_id names; a doc_id that
-   was not shown in that call counts as unverified. The model never marks a quote verified.
-3. reduce, one call over the per-source analyses (claims with ids and their verified quotes, fenced as data):
-   agreements and differences refer to claim ids, so their quotes are the claims' verified quotes; shifts
-   propose quotes, which are verified like any other.
+1. Sources. When more than settings.llm.max_sources sources are retrieved (a question asked of the whole
+   corpus), the ones with the strongest best passage are analysed, none scoring more than
+   weak_source_margin below the strongest; the rest are left out with a warning naming them.
+2. Evidence, per source. The sentences of its retrieved chunks (sentence_spans, clipped to the chunks) are
+   ranked by their chunk's retrieval score plus their own relevance to the question (cosine with the
+   backend's embedder, when it has one, plus the share of the question's content words they contain), and
+   taken best first, with a small per-article decay so that several articles get a say, until
+   evidence_tokens_per_source is spent, counting each article's fence. When everything retrieved fits, it
+   is all shown. Adjacent sentences merge into passages whose text is read from the stored document by
+   offset; each article is one fence (prompts.EVIDENCE_OPEN/CLOSE with doc_id, source, date, title), with
+   "[…]" between its passages. A call too long for the context budget drops its lowest-ranked sentences.
+3. Calls. Sources are analysed in groups of up to sources_per_call per call (SourceAnalysis each: summary,
+   stance toward the target, key claims with proposed quotes, positions per article with a quote). When
+   one call holds every source (an event's few outlets), the same call also compares them (prompt part
+   `single`, answer SingleAnswer) and nothing else is sent. Otherwise each group is a `map` call
+   (MapAnswer) and one `reduce` call compares compact analyses: claim ids with one-line claims, and
+   positions with ids, stored dates and stances; no quotes, no summaries (CrossSourceAnalysis).
+4. Every proposed quote goes through verify_quote against the stored document its doc_id names; a doc_id
+   not shown for that source counts as unverified. The model never marks a quote verified.
+5. The cross-source answer cites claim and position ids only: agreements and differences by claim id,
+   shifts by the ids of two positions or claims of one source. Ids resolve to the quotes verified in 4, so
+   no cross-source quote text is ever proposed. In a `single` call the ids are the ones the model gave its
+   claims and positions; after a reduce they are the backend's own (`<source>-<n>`, `<source>-p<n>`).
 
 Kept and dropped (counts in meta.quotes, a warning when anything was dropped):
 - a quote that verify_quote leaves `unverified` is never shown (unverified_dropped; wrong_document when its
-  doc_id was not among the passages shown, unknown_document when no such document is stored);
-- a claim left without a verified or repaired quote is dropped (claims_dropped_unquoted), so is a dated
-  position (it is only reduce input);
+  doc_id was not among the articles shown for that source, unknown_document when no such document is
+  stored);
+- a claim left without a verified or repaired quote is dropped (claims_dropped_unquoted), so is a position
+  (positions_dropped_unquoted);
 - an agreement is kept only when verified claims of two or more sources back it (agreements_dropped);
 - a difference keeps its positions of known sources, each with the verified quotes of that source's claims;
   a position without quotes is kept (e.g. `unrelated`), a difference without any quoted position is dropped
   (differences_dropped);
 - omissions carry no quotes: unknown source names are removed, one left without both sides is dropped;
-- a shift needs both quotes verified in documents of its source, before not later than after
+- a shift needs two distinct, resolvable ids of one source, the earlier not dated after the later
   (shifts_dropped). Dates are the stored documents' dates, never the model's; the earlier point of a change
   reported inside one article has no date of its own and is shown undated.
+
+Estimates: `estimate()` is an upper bound for cost (every answer at max_output_tokens, and the reduce prompt
+counted with every map answer at that maximum). `prompt_token_comparison()` reports that bound and a typical
+figure, whose reduce prompt is its instructions plus TYPICAL_ANALYSIS_TOKENS per analysed source.
 
 Errors: transport problems (429, 5xx, timeouts, refused connections) are retried by the openai client
 (settings.llm.max_retries, exponential backoff, Retry-After honoured), then become ModelError; a rejected key
 is a ConfigError; an empty, non-JSON or off-schema reply is re-asked settings.llm.output_retries times, then
-LLMOutputError. A source whose map answer stays unusable is left out with a warning (the run fails only when
-every source fails); an unusable reduce answer leaves the cross-source sections empty, with a warning.
+LLMOutputError. Sources whose call stays unusable are left out with a warning (the run fails only when every
+call fails); an unusable reduce answer leaves the cross-source sections empty, with a warning.
 """
 
 from __future__ import annotations
@@ -42,10 +60,14 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any, Literal, TypeVar, cast, get_args
 
+import numpy as np
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -63,15 +85,16 @@ from compare.analysis.prompts import (
     EVIDENCE_OPEN,
     Message,
     Prompt,
+    defang,
     fence,
     load_prompt,
     prompt_directories,
 )
 from compare.analysis.quotes import QuoteStats, verify_quote
-from compare.chunking import get_encoding
+from compare.chunking import get_encoding, sentence_spans
 from compare.embedding import Embedder
 from compare.errors import CompareError, ConfigError, LLMOutputError, ModelError
-from compare.retrieval import DocumentEvidence
+from compare.retrieval import DocumentEvidence, Retrieved
 from compare.settings import LLMSettings, Settings
 from compare.types import (
     Agreement,
@@ -103,6 +126,26 @@ LOW_CONFIDENCE = 0.5
 #: Models whose tokenizer is o200k_base; everything else (incl. unknown local models) is counted with cl100k.
 _O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "gpt-oss")
 
+#: Evidence ranking. A sentence scores its chunk's retrieval score (cosine), plus its own cosine with the
+#: question when the backend has an embedder, plus LEXICAL_WEIGHT x the share of the target's content words
+#: it contains, plus LEDE_BONUS when it opens its article (news ledes carry the framing).
+LEXICAL_WEIGHT = 0.3
+LEDE_BONUS = 0.05
+#: Each sentence taken from an article lowers that article's other sentences by this much, so a source with
+#: several articles shows more than its single best one (positions over time need several dates).
+ARTICLE_DECAY = 0.03
+#: When not everything fits, sentences scoring more than this below the source's best one are not shown,
+#: nor fragments shorter than MIN_SENTENCE_TOKENS ('"It...'): filler that costs a fence and says nothing.
+RELEVANCE_WINDOW = 0.3
+MIN_SENTENCE_TOKENS = 4
+#: Marks text left out between two passages of one article.
+GAP = "\n[…]\n"
+#: Tokens (o200k_base) of one source's compact analysis in the reduce prompt (compact_analysis), median over
+#: the recorded map answers in tests/fixtures/llm, counted with every claim and position the model gave;
+#: tests/test_llm_backend.py recomputes it. The typical reduce prompt is its instructions plus this much per
+#: analysed source (the upper bound takes every map answer at max_output_tokens instead).
+TYPICAL_ANALYSIS_TOKENS = 0
+
 # -- response schemas (flat: strings, lists, enums; converted into compare.types below) ------------------
 
 
@@ -112,27 +155,35 @@ class ProposedQuote(BaseModel):
 
 
 class ProposedClaim(BaseModel):
+    id: str = Field(default="", description="<source>-<n>, unique in the answer")
     claim: str = Field(description="the claim in one sentence of your own")
     quotes: list[ProposedQuote] = Field(description="one or two verbatim quotes stating it")
 
 
 class DatedPosition(BaseModel):
+    id: str = Field(default="", description="<source>-p<n>, unique in the answer")
     doc_id: str = Field(description="doc_id of the article")
-    date: str = Field(description="the article's date from its fence, or empty")
     stance: StanceLabel
     position: str = Field(description="the position in a few words")
     quote: str = Field(description="verbatim span from that article showing it")
 
 
 class SourceAnalysis(BaseModel):
-    """The map answer for one source."""
+    """One source's analysis (an item of MapAnswer and SingleAnswer)."""
 
-    summary: str = Field(description="two to four sentences on how this source tells the story")
+    source: str = Field(default="", description="the source's name, as given")
+    summary: str = Field(description="one to three sentences on how this source tells the story")
     stance: StanceLabel = Field(description="stance toward the target")
     confidence: float = Field(description="0 to 1")
     stance_quotes: list[ProposedQuote] = Field(description="one or two verbatim quotes showing the stance")
-    claims: list[ProposedClaim] = Field(description="up to six key claims")
-    positions: list[DatedPosition] = Field(description="dated positions on the target, oldest first")
+    claims: list[ProposedClaim] = Field(description="up to five key claims")
+    positions: list[DatedPosition] = Field(description="positions on the target per article, oldest first")
+
+
+class MapAnswer(BaseModel):
+    """The answer of a map call: one analysis per source of the call."""
+
+    sources: list[SourceAnalysis]
 
 
 class AgreementItem(BaseModel):
@@ -158,14 +209,11 @@ class OmissionItem(BaseModel):
 
 
 class ShiftPointItem(BaseModel):
-    doc_id: str
-    date: str = Field(description="the document's date, or empty")
+    ref: str = Field(description="id of a position or claim of the shifting source")
     stance: StanceLabel
-    quote: str = Field(description="verbatim, copied from that source's quotes")
 
 
 class ShiftItem(BaseModel):
-    source: str
     topic: str
     description: str = Field(description="one line: what changed")
     before: ShiftPointItem
@@ -174,7 +222,7 @@ class ShiftItem(BaseModel):
 
 
 class CrossSourceAnalysis(BaseModel):
-    """The reduce answer."""
+    """The reduce answer; every item cites claim or position ids, never quote text."""
 
     agreements: list[AgreementItem]
     differences: list[DifferenceItem]
@@ -182,28 +230,94 @@ class CrossSourceAnalysis(BaseModel):
     shifts: list[ShiftItem]
 
 
+class SingleAnswer(BaseModel):
+    """The answer of a call that analyses every source and compares them."""
+
+    sources: list[SourceAnalysis]
+    agreements: list[AgreementItem]
+    differences: list[DifferenceItem]
+    omissions: list[OmissionItem]
+    shifts: list[ShiftItem]
+
+    def cross_source(self) -> CrossSourceAnalysis:
+        return CrossSourceAnalysis(
+            agreements=self.agreements,
+            differences=self.differences,
+            omissions=self.omissions,
+            shifts=self.shifts,
+        )
+
+
 Answer = TypeVar("Answer", bound=BaseModel)
+#: The answer schema of each prompt part.
+PART_SCHEMAS: dict[str, type[BaseModel]] = {
+    "single": SingleAnswer,
+    "map": MapAnswer,
+    "reduce": CrossSourceAnalysis,
+}
+_TYPE_WORDS = {"string": "str", "number": "num", "integer": "int", "boolean": "bool", "null": "null"}
 
 
+def _display(name: str) -> str:
+    """A schema class's name as the outline shows it: ProposedQuote -> Quote, ShiftPointItem -> ShiftPoint."""
+    return name.removeprefix("Proposed").removesuffix("Item")
+
+
+@lru_cache(maxsize=8)
 def schema_outline(model: type[BaseModel]) -> str:
-    """A compact JSON picture of a response schema for the prompt (json_mode sends no schema otherwise)."""
+    """The answer's shape for the prompt, compact (json_mode sends no schema, so the prompt must): keys
+    without quotes, a bare key is a string, `key:[T]` a list, enums as "a|b|c", no descriptions (the
+    instructions say what the fields mean). An object or enum used in more than one place is written once, as
+    `Name=...` on a line of its own. E.g. `{claims:[{id,claim,quotes:[Quote]}]}` and `Quote={doc_id,text}`."""
     schema = model.model_json_schema()
-    definitions = schema.get("$defs", {})
+    definitions: dict[str, Any] = schema.get("$defs", {})
+    uses: Counter[str] = Counter()
+    enums: dict[tuple[str, ...], list[str]] = {}
 
-    def outline(node: dict[str, Any]) -> Any:
+    def survey(node: dict[str, Any], key: str) -> None:
         if "$ref" in node:
-            return outline(definitions[node["$ref"].rsplit("/", 1)[-1]])
-        if "enum" in node:
-            return "|".join(str(v) for v in node["enum"])
-        if node.get("type") == "object":
-            return {key: outline(value) for key, value in node.get("properties", {}).items()}
-        if node.get("type") == "array":
-            return [outline(node.get("items", {}))]
-        if node.get("type") == "number":
-            return 0.0
-        return f"<{node.get('description', 'text')}>"
+            name = node["$ref"].rsplit("/", 1)[-1]
+            uses[name] += 1
+            if uses[name] == 1:
+                survey(definitions[name], key)
+        elif "enum" in node:
+            enums.setdefault(tuple(str(v) for v in node["enum"]), []).append(key)
+        for child_key, child in node.get("properties", {}).items():
+            survey(child, child_key)
+        if isinstance(node.get("items"), dict):
+            survey(node["items"], key)
 
-    return json.dumps(outline(schema), ensure_ascii=False)
+    survey(schema, "")
+    named_enums: dict[tuple[str, ...], str] = {}
+    for values, keys in enums.items():
+        name = keys[0].capitalize() or "Enum"
+        if len(keys) > 1 and name not in definitions and name not in named_enums.values():
+            named_enums[values] = name
+
+    def shape(node: dict[str, Any]) -> str:
+        if "$ref" in node:
+            name = node["$ref"].rsplit("/", 1)[-1]
+            return _display(name) if uses[name] > 1 else shape(definitions[name])
+        if "enum" in node:
+            values = tuple(str(v) for v in node["enum"])
+            return named_enums.get(values) or json.dumps("|".join(values))
+        if node.get("type") == "object":
+            fields = (_field(key, shape(value)) for key, value in node.get("properties", {}).items())
+            return "{" + ",".join(fields) + "}"
+        if node.get("type") == "array":
+            return f"[{shape(node.get('items', {}))}]"
+        if "anyOf" in node:
+            return "|".join(shape(option) for option in node["anyOf"])
+        return _TYPE_WORDS.get(str(node.get("type")), "str")
+
+    lines = [shape(schema)]
+    lines += [f"{_display(name)}={shape(definitions[name])}" for name, count in uses.items() if count > 1]
+    lines += [f"{name}={json.dumps('|'.join(values))}" for values, name in named_enums.items()]
+    return "\n".join(lines)
+
+
+def _field(key: str, shape: str) -> str:
+    return key if shape == "str" else f"{key}:{shape}"
 
 
 # -- backend spec and credentials ----------------------------------------------------------------------
@@ -296,13 +410,23 @@ class TokenCounter:
     def messages(self, messages: Sequence[Message]) -> int:
         return sum(3 + self.text(role) + self.text(content) for role, content in messages) + 3
 
+    def prefix(self, text: str, tokens: int) -> str:
+        """The longest start of `text` that ends at a word boundary and has at most `tokens` tokens."""
+        ids = self._encoding.encode(text, disallowed_special=())
+        if len(ids) <= tokens:
+            return text
+        head = self._encoding.decode(ids[: max(0, tokens)])
+        head = head if text.startswith(head) else ""
+        cut = head.rstrip().rfind(" ")
+        return head[:cut].rstrip() if cut > 0 else ""
+
 
 # -- evidence ------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Passage:
-    """A span of a stored document shown to the model; overlapping retrieved chunks are merged into one."""
+    """A span of a stored document shown to the model: adjacent chosen sentences, or merged chunks."""
 
     doc_id: str
     source: str
@@ -314,12 +438,16 @@ class Passage:
     score: float
 
     def fenced(self) -> str:
-        attributes = {"doc_id": self.doc_id, "source": self.source, "date": self.date, "title": self.title}
-        return fence(EVIDENCE_OPEN, EVIDENCE_CLOSE, attributes, self.text)
+        return fence(EVIDENCE_OPEN, EVIDENCE_CLOSE, fence_attributes(self), self.text)
+
+
+def fence_attributes(item: DocumentEvidence | Passage) -> dict[str, str | None]:
+    return {"doc_id": item.doc_id, "source": item.source, "date": item.date, "title": item.title}
 
 
 def source_passages(evidence: Sequence[DocumentEvidence], documents: dict[str, Document]) -> list[Passage]:
-    """The passages of one source in reading order: by document (as retrieved: by date), then by offset."""
+    """The retrieved chunks of one source, overlapping ones merged, by document (as retrieved: by date), then
+    by offset: what whole-chunk evidence would show (reported as evidence_tokens_retrieved)."""
     passages: list[Passage] = []
     for item in evidence:
         doc = documents.get(item.doc_id)
@@ -336,17 +464,262 @@ def source_passages(evidence: Sequence[DocumentEvidence], documents: dict[str, D
     return passages
 
 
+@dataclass(frozen=True)
+class Sentence:
+    """A sentence of a retrieved chunk, clipped to the chunk: one candidate unit of evidence.
+    Invariant: text == document.text[start:end] (or the chunk's text, for a document not stored)."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    chunk_score: float
+    lede: bool = False
+    tokens: int = 0
+    score: float = 0.0
+
+
+@lru_cache(maxsize=256)
+def _sentences_of(text: str) -> tuple[list[tuple[int, int]], list[int]]:
+    spans = sentence_spans(text)
+    return spans, [start for start, _ in spans]
+
+
+def retrieved_sentences(item: DocumentEvidence, doc: Document | None) -> list[Sentence]:
+    """The sentences that the retrieved chunks of one document cover, in text order, each clipped to its
+    chunks and scored with the best of them."""
+    if doc is None:
+        return _chunk_sentences(item)
+    spans, starts = _sentences_of(doc.text)
+    found: dict[int, list[Any]] = {}  # sentence index -> [start, end, best chunk score]
+    for hit in item.hits:
+        index = max(0, bisect_right(starts, hit.char_start) - 1)
+        while index < len(spans) and spans[index][0] < hit.char_end:
+            start, end = max(spans[index][0], hit.char_start), min(spans[index][1], hit.char_end)
+            if start < end:
+                entry = found.setdefault(index, [start, end, hit.score])
+                entry[0], entry[1], entry[2] = (
+                    min(entry[0], start),
+                    max(entry[1], end),
+                    max(entry[2], hit.score),
+                )
+            index += 1
+    sentences = []
+    for index in sorted(found):
+        start, end, score = found[index]
+        start, end = _strip_span(doc.text, start, end)
+        if start < end:
+            sentences.append(Sentence(item.doc_id, start, end, doc.text[start:end], score, lede=index == 0))
+    return sentences
+
+
+def _chunk_sentences(item: DocumentEvidence) -> list[Sentence]:
+    """Without the stored document: the sentences of the chunks' own texts (copies counted once)."""
+    found: dict[tuple[int, int], Sentence] = {}
+    for hit in item.hits:
+        for start, end in sentence_spans(hit.text):
+            key = (hit.char_start + start, hit.char_start + end)
+            if key not in found or found[key].chunk_score < hit.score:
+                found[key] = Sentence(item.doc_id, *key, hit.text[start:end], hit.score)
+    return [found[key] for key in sorted(found)]
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+_WORD = re.compile(r"[^\W\d_]{3,}|\d+")
+_STOPWORDS = frozenset(
+    "the and for with that this from have has had was were are been its their they them than then what when "
+    "where which who whom whose why how did does not but about into over after before also said says would "
+    "could should will can may might more most other some such only very just sources source outlets "
+    "describe described report reported cover covered".split()
+)
+_STEM = 5
+
+
+def content_terms(text: str) -> set[str]:
+    """Content words of a text as 5-letter stems ("withdrawal" and "withdrew" share "withd")."""
+    return {w.lower()[:_STEM] for w in _WORD.findall(text) if w.lower() not in _STOPWORDS}
+
+
+def lexical_relevance(query: str, texts: Sequence[str]) -> list[float]:
+    """The share of the query's content words (stems) that each text contains, 0 to 1."""
+    wanted = content_terms(query)
+    if not wanted:
+        return [0.0] * len(texts)
+    return [len(wanted & content_terms(text)) / len(wanted) for text in texts]
+
+
+def select_sentences(
+    candidates: Sequence[Sentence], budget: int, header_tokens: Mapping[str, int], gap_tokens: int
+) -> list[Sentence]:
+    """The best-scored sentences whose tokens, gaps and article fences fit `budget`, in their input order.
+
+    Everything is kept when everything fits. Otherwise greedy by score, each sentence taken from an article
+    lowering the rest of that article by ARTICLE_DECAY; a sentence that does not fit is passed over for
+    smaller ones, but fragments (under MIN_SENTENCE_TOKENS) and sentences scoring more than RELEVANCE_WINDOW
+    below the best are never used as filler."""
+
+    def cost(sentence: Sentence, opened: bool) -> int:
+        return sentence.tokens + gap_tokens + (0 if opened else header_tokens[sentence.doc_id])
+
+    docs = {s.doc_id for s in candidates}
+    if sum(cost(s, True) for s in candidates) + sum(header_tokens[d] for d in docs) <= budget:
+        return list(candidates)
+    floor = max(s.score for s in candidates) - RELEVANCE_WINDOW
+    pool = sorted(
+        (i for i, s in enumerate(candidates) if s.score >= floor and s.tokens >= MIN_SENTENCE_TOKENS),
+        key=lambda i: -candidates[i].score,
+    )
+    taken: Counter[str] = Counter()
+    chosen: list[int] = []
+    used = 0
+    while pool:
+        pick = max(range(len(pool)), key=lambda k: (_decayed(candidates[pool[k]], taken), -k))
+        index = pool.pop(pick)
+        sentence = candidates[index]
+        needed = cost(sentence, taken[sentence.doc_id] > 0)
+        if used + needed <= budget:
+            chosen.append(index)
+            used += needed
+            taken[sentence.doc_id] += 1
+    return [candidates[i] for i in sorted(chosen)]
+
+
+def _decayed(sentence: Sentence, taken: Counter[str]) -> float:
+    return sentence.score - ARTICLE_DECAY * taken[sentence.doc_id]
+
+
+def merge_sentences(
+    item: DocumentEvidence, sentences: Sequence[Sentence], doc: Document | None
+) -> list[Passage]:
+    """Chosen sentences of one article as passages: adjacent ones (only whitespace between) merged, the text
+    read from the stored document by offset."""
+    spans: list[list[Any]] = []  # [start, end, score, text]
+    for sentence in sorted(sentences, key=lambda s: s.start):
+        gap = doc.text[spans[-1][1] : sentence.start] if doc is not None and spans else None
+        if spans and doc is not None and (sentence.start <= spans[-1][1] or not (gap or "").strip()):
+            spans[-1][1] = max(spans[-1][1], sentence.end)
+            spans[-1][2] = max(spans[-1][2], sentence.score)
+            spans[-1][3] = doc.text[spans[-1][0] : spans[-1][1]]
+        else:
+            spans.append([sentence.start, sentence.end, sentence.score, sentence.text])
+    return [
+        Passage(item.doc_id, item.source, item.date, item.title, start, end, text, score)
+        for start, end, score, text in spans
+    ]
+
+
+@dataclass
+class SourceEvidence:
+    """What one source can show: its retrieved articles, their candidate sentences, and the chosen ones."""
+
+    source: str
+    documents: list[DocumentEvidence]
+    candidates: list[Sentence]
+    chosen: list[Sentence]
+
+    def passages(self, chosen: Sequence[Sentence], stored: Mapping[str, Document]) -> list[Passage]:
+        passages: list[Passage] = []
+        for item in self.documents:
+            mine = [s for s in chosen if s.doc_id == item.doc_id]
+            passages += merge_sentences(item, mine, stored.get(item.doc_id)) if mine else []
+        return passages
+
+    def render(self, chosen: Sequence[Sentence], stored: Mapping[str, Document]) -> str:
+        """One fence per article shown (as retrieved: by date), its passages in text order."""
+        passages = self.passages(chosen, stored)
+        blocks = []
+        for item in self.documents:
+            texts = [p.text for p in passages if p.doc_id == item.doc_id]
+            if texts:
+                blocks.append(fence(EVIDENCE_OPEN, EVIDENCE_CLOSE, fence_attributes(item), GAP.join(texts)))
+        return "\n\n".join(blocks)
+
+
+def pick_sources(retrieved: Retrieved, max_sources: int, margin: float) -> tuple[list[str], list[str]]:
+    """(analysed, left out): every source when there are at most `max_sources`; else the `max_sources` with
+    the best top passage, none scoring more than `margin` below the best. Analysed ones keep their order."""
+    names = list(retrieved.by_source)
+    if len(names) <= max_sources:
+        return names, []
+    best = {name: max((d.best_score for d in retrieved.by_source[name]), default=0.0) for name in names}
+    ranked = sorted(names, key=lambda name: -best[name])
+    floor = best[ranked[0]] - margin
+    kept = {name for name in ranked[:max_sources] if best[name] >= floor}
+    return [n for n in names if n in kept], [n for n in ranked if n not in kept]
+
+
+def call_groups(sources: Sequence[str], per_call: int) -> list[list[str]]:
+    """Sources split into the fewest groups of at most `per_call`, as even in size as possible, in order."""
+    if not sources:
+        return []
+    count = -(-len(sources) // per_call)
+    size, extra = divmod(len(sources), count)
+    groups, at = [], 0
+    for index in range(count):
+        step = size + (1 if index < extra else 0)
+        groups.append(list(sources[at : at + step]))
+        at += step
+    return groups
+
+
+def compact_analysis(
+    source: str,
+    stance: str,
+    claims: Sequence[tuple[str, str]],
+    positions: Sequence[tuple[str, str | None, str, str]],
+) -> str:
+    """One source's analysis as the reduce call sees it: `id: claim` and `id (date, stance): position`
+    lines in a fence; no summary and no quotes (ids resolve to quotes already verified)."""
+    lines = [f"{claim_id}: {_one_line(text)}" for claim_id, text in claims]
+    lines += [
+        f"{pid} ({date or 'undated'}, {label}): {_one_line(text)}" for pid, date, label, text in positions
+    ]
+    body = "\n".join(lines) or "(nothing quoted)"
+    return fence(ANALYSIS_OPEN, ANALYSIS_CLOSE, {"source": source, "stance": stance}, body)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 @dataclass
 class CallPlan:
-    """One rendered call: its messages, their token count, and what evidence made it in."""
+    """One rendered call: its messages, their token count, and the evidence that made it in."""
 
     part: str
     label: str
     messages: list[Message]
     prompt_tokens: int
-    shown_docs: set[str] = field(default_factory=set)
-    kept: int = 0
-    total: int = 0
+    sources: list[str] = field(default_factory=list)
+    chosen: dict[str, list[Sentence]] = field(default_factory=dict)
+    trimmed: int = 0
+
+    @property
+    def shown_docs(self) -> dict[str, set[str]]:
+        """Per source, the articles shown: a quote may only cite one of these."""
+        return {source: {s.doc_id for s in sentences} for source, sentences in self.chosen.items()}
+
+
+@dataclass
+class CallSet:
+    """The analysis calls of one request, before anything is sent."""
+
+    plans: list[CallPlan]
+    evidence: dict[str, SourceEvidence]
+    skipped: list[str]
+    retrieved_sources: int
+
+    @property
+    def single(self) -> bool:
+        """One call analyses every source and compares them: no reduce call."""
+        return len(self.plans) == 1 and self.plans[0].part == "single"
 
 
 # -- the run's bookkeeping -----------------------------------------------------------------------------
@@ -410,24 +783,64 @@ class RunLedger:
         return {**self.stats.as_dict(), "unverified_dropped": self.stats.unverified, **self.counts}
 
 
+@dataclass(frozen=True)
+class MappedPosition:
+    """A position whose quote passed the gate."""
+
+    text: str
+    stance: StanceLabel
+    quote: Quote
+
+
 @dataclass
 class MappedSource:
-    """A source after the map step: its view (verified quotes only) and the reduce input built from it."""
+    """A source after analysis: its view (verified quotes only), its claims and positions by the backend's
+    ids, and `aliases` from the ids the model gave them to those ids."""
 
     view: SourceView
     claims: dict[str, Claim]
-    positions: list[dict[str, Any]]
+    positions: dict[str, MappedPosition]
+    aliases: dict[str, str]
     shown_docs: set[str]
+
+
+@dataclass
+class RefIndex:
+    """The ids a cross-source answer may cite, resolved to verified claims and quotes (with their source)."""
+
+    claims: dict[str, tuple[str, Claim]]
+    points: dict[str, tuple[str, Quote]]
+
+    @classmethod
+    def of(cls, mapped: Sequence[MappedSource], *, model_ids: bool) -> RefIndex:
+        """`model_ids`: the ids the model gave (a `single` call cites its own); else the backend's."""
+        claims: dict[str, tuple[str, Claim]] = {}
+        points: dict[str, tuple[str, Quote]] = {}
+        for item in mapped:
+            source = item.view.source
+            names = item.aliases if model_ids else {own: own for own in [*item.claims, *item.positions]}
+            for ref, own in names.items():
+                if own in item.claims:
+                    claims.setdefault(ref, (source, item.claims[own]))
+                    points.setdefault(ref, (source, item.claims[own].quotes[0]))
+                elif own in item.positions:
+                    points.setdefault(ref, (source, item.positions[own].quote))
+        return cls(claims, points)
 
 
 # -- the backend ---------------------------------------------------------------------------------------
 
 
 class LLMBackend(Backend):
-    """Map per source, reduce across sources; every quote checked against the stored text."""
+    """Sources analysed in as few calls as fit, compared by claim ids; every quote checked against the store."""
 
     def __init__(
-        self, target: LLMTarget, settings: Settings, *, chat_model: BaseChatModel | None = None
+        self,
+        target: LLMTarget,
+        settings: Settings,
+        *,
+        chat_model: BaseChatModel | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.target = target
         self.settings = settings
@@ -436,18 +849,26 @@ class LLMBackend(Backend):
         self.model = target.model
         self.method = _structured_method(self.llm.structured_method)
         self.prompt: Prompt = load_prompt(self.llm.prompt, prompt_directories(self.llm.prompts_dir))
-        for part in ("map", "reduce"):
+        for part in PART_SCHEMAS:
             self.prompt.part(part)  # a ConfigError naming the file when the prompt lacks one
         self.tokens = TokenCounter(target.model)
         self.prices: PriceTable = load_price_table(self.llm.price_table)
         self.cache = ResponseCache(settings.data_dir / CACHE_FILE) if self.llm.cache else None
+        self.embedder = embedder
         self._chat = chat_model
+        self._vectors: dict[str, np.ndarray] = {}
+        self._gap_tokens = self.tokens.text(GAP)
 
     @classmethod
     def from_spec(
-        cls, spec: str, settings: Settings, *, chat_model: BaseChatModel | None = None
+        cls,
+        spec: str,
+        settings: Settings,
+        *,
+        chat_model: BaseChatModel | None = None,
+        embedder: Embedder | None = None,
     ) -> LLMBackend:
-        return cls(parse_llm_spec(spec, settings), settings, chat_model=chat_model)
+        return cls(parse_llm_spec(spec, settings), settings, chat_model=chat_model, embedder=embedder)
 
     @property
     def budget(self) -> int:
@@ -460,148 +881,287 @@ class LLMBackend(Backend):
         if self._chat is None:
             resolve_api_key(self.target)  # a missing key fails before any work
         ledger = RunLedger(request.documents)
-        mapped = self._map_all(request, ledger)
-        reduced = self._reduce(request, mapped, ledger)
+        calls = self.plan_calls(request)
+        ledger.warnings += self._plan_notes(calls)
+        mapped, cross = self._analyse(calls, request, ledger)
+        if not calls.single:
+            cross = self._reduce(request, mapped, ledger)
         comparison = Comparison(
             question=request.question,
             target=request.target,
             sources=[m.view for m in mapped],
             meta=self._meta(ledger),
         )
-        if reduced is not None:
-            self._apply_reduce(comparison, reduced, mapped, request, ledger)
+        if cross is not None:
+            refs = RefIndex.of(mapped, model_ids=calls.single)
+            self._apply_cross(comparison, cross, refs, [m.view.source for m in mapped], ledger)
         comparison.meta.quotes = ledger.quote_counts()
         comparison.meta.warnings = self._warnings(ledger)
         return comparison
 
     def estimate(self, request: AnalysisRequest) -> Estimate:
-        """Prompt tokens of every call counted with tiktoken (the reduce prompt from the map calls' maximum
-        answers), the maximum completion tokens, the cost at list price and the number of calls; nothing sent."""
-        plans = [self._plan_map(source, request) for source in request.retrieved.by_source]
-        reduce_tokens = self._estimated_reduce_tokens(request, len(plans))
-        prompt_tokens = sum(p.prompt_tokens for p in plans) + reduce_tokens
-        completion = (len(plans) + 1) * self.llm.max_output_tokens
+        """An upper bound, nothing sent: the prompt tokens of every analysis call counted with tiktoken, the
+        reduce prompt with every map answer at its maximum, every answer at max_output_tokens, the cost of
+        that at list price, and the number of calls."""
+        calls = self.plan_calls(request)
+        upper, typical = self._reduce_sizes(request, calls)
+        count = len(calls.plans) + (0 if calls.single else 1)
+        prompt_tokens = sum(p.prompt_tokens for p in calls.plans) + upper
+        completion = count * self.llm.max_output_tokens
         cost = self.prices.cost(self.model or "", prompt_tokens, completion)
-        notes = [
-            f"{len(plans)} map call(s), one per source, then 1 reduce call",
-            f"reduce prompt estimated with every map answer at its maximum ({self.llm.max_output_tokens} tokens)",
-            f"cost at most, at list prices as of {self.prices.as_of}",
-        ]
-        notes += [_trim_note(p) for p in plans if p.kept < p.total]
+        notes = [self._calls_note(calls), self._evidence_note(calls)]
+        if not calls.single:
+            notes.append(
+                f"upper bound: the reduce prompt is counted with every map answer at its maximum "
+                f"({self.llm.max_output_tokens} tokens); typically it is about {typical} tokens "
+                f"({TYPICAL_ANALYSIS_TOKENS} per source analysis, measured on recorded answers)"
+            )
+        notes.append(
+            f"cost at most (every answer at {self.llm.max_output_tokens} tokens), at list prices as of "
+            f"{self.prices.as_of}"
+        )
+        notes += self._plan_notes(calls)
         notes += [cost.warning] if cost.warning else []
-        cached = sum(1 for p in plans if self._cached(p, SourceAnalysis))
+        cached = sum(1 for p in calls.plans if self._cached(p, PART_SCHEMAS[p.part]))
         if cached:
             notes.append(
-                f"{cached} of {len(plans)} map call(s) are in the response cache and would cost nothing"
+                f"{cached} of {len(calls.plans)} analysis call(s) are in the response cache and would cost nothing"
             )
         if self._chat is None and self.target.provider == "openai" and not os.environ.get(API_KEY_ENV):
             notes.append(f"{API_KEY_ENV} is not set: a real run would stop with an error")
-        return Estimate(
-            self.target.spec, self.model, prompt_tokens, completion, cost.usd, len(plans) + 1, notes
-        )
+        return Estimate(self.target.spec, self.model, prompt_tokens, completion, cost.usd, count, notes)
 
     def prompt_token_comparison(self, request: AnalysisRequest) -> dict[str, Any]:
-        """Prompt tokens of this backend's calls vs one prompt stuffed with every retrieved article, whole."""
-        plans = [self._plan_map(source, request) for source in request.retrieved.by_source]
-        map_tokens = sum(p.prompt_tokens for p in plans)
-        reduce_tokens = self._estimated_reduce_tokens(request, len(plans))
+        """Prompt tokens of this backend's calls vs one prompt stuffed with every retrieved article, whole
+        (the `single` instructions). `backend_prompt_tokens` is the typical figure (the reduce prompt from
+        TYPICAL_ANALYSIS_TOKENS per source); `backend_prompt_tokens_upper_bound` is what estimate() counts."""
+        calls = self.plan_calls(request)
+        analysis_tokens = sum(p.prompt_tokens for p in calls.plans)
+        upper, typical = self._reduce_sizes(request, calls)
         stuffed = self.tokens.messages(self._stuffed_messages(request))
-        ours = map_tokens + reduce_tokens
+        ours = analysis_tokens + typical
+        shown = [s for p in calls.plans for sentences in p.chosen.values() for s in sentences]
+        candidates = [s for e in calls.evidence.values() for s in e.candidates]
+        retrieved = [
+            p.text
+            for docs in request.retrieved.by_source.values()
+            for p in source_passages(docs, request.documents)
+        ]
         return {
             "model": self.model,
             "encoding": self.tokens.encoding_name,
-            "sources": len(plans),
+            "strategy": "single" if calls.single else "map_reduce",
+            "sources": sum(len(p.sources) for p in calls.plans),
+            "sources_retrieved": calls.retrieved_sources,
+            "sources_skipped": list(calls.skipped),
             "documents": len(request.documents),
-            "calls": len(plans) + 1,
-            "map_prompt_tokens": map_tokens,
-            "reduce_prompt_tokens_estimated": reduce_tokens,
+            "calls": len(calls.plans) + (0 if calls.single else 1),
+            "map_prompt_tokens": analysis_tokens,
+            "reduce_prompt_tokens_estimated": typical,
+            "reduce_prompt_tokens_upper_bound": upper,
             "backend_prompt_tokens": ours,
-            "largest_call_prompt_tokens": max([p.prompt_tokens for p in plans] + [reduce_tokens]),
-            "passages_shown": sum(p.kept for p in plans),
-            "passages_retrieved": sum(p.total for p in plans),
+            "backend_prompt_tokens_upper_bound": analysis_tokens + upper,
+            "largest_call_prompt_tokens": max([p.prompt_tokens for p in calls.plans] + [upper]),
+            "sentences_shown": len(shown),
+            "sentences_retrieved": len(candidates),
+            "evidence_tokens_shown": sum(s.tokens for s in shown),
+            "evidence_tokens_retrieved": sum(self.tokens.text(text) for text in retrieved),
             "stuffed_prompt_tokens": stuffed,
             "stuffed_over_backend": round(stuffed / ours, 3) if ours else None,
             "budget_per_call": self.budget,
             "stuffed_fits_budget": stuffed <= self.budget,
         }
 
-    # -- map -------------------------------------------------------------------------------------------
+    # -- planning: sources, evidence, calls ------------------------------------------------------------
 
-    def _plan_map(self, source: str, request: AnalysisRequest) -> CallPlan:
-        passages = source_passages(request.retrieved.by_source.get(source, []), request.documents)
+    def plan_calls(self, request: AnalysisRequest) -> CallSet:
+        """Which sources, which sentences of each, in which calls; rendered and counted, nothing sent."""
+        sources, skipped = pick_sources(request.retrieved, self.llm.max_sources, self.llm.weak_source_margin)
+        evidence = self._select_evidence(request, sources)
+        groups = call_groups(sources, self.llm.sources_per_call)
+        part = "single" if len(groups) == 1 else "map"
+        plans = [self._plan_group(part, group, evidence, request) for group in groups]
+        return CallSet(plans, evidence, skipped, len(request.retrieved.by_source))
 
-        def render(blocks: list[str]) -> list[Message]:
-            evidence = "\n\n".join(blocks) or "(no passages)"
-            return self.prompt.render("map", self._map_values(request, source, evidence))
+    def _select_evidence(self, request: AnalysisRequest, sources: Sequence[str]) -> dict[str, SourceEvidence]:
+        """Each source's candidate sentences, scored, and the ones its evidence budget takes."""
+        evidence: dict[str, SourceEvidence] = {}
+        headers: dict[str, int] = {}
+        for source in sources:
+            items = request.retrieved.by_source.get(source, [])
+            candidates = [
+                replace(sentence, tokens=self.tokens.text(defang(sentence.text)))
+                for item in items
+                for sentence in retrieved_sentences(item, request.documents.get(item.doc_id))
+            ]
+            for item in items:  # the fence lines and the blank line between fences
+                headers[item.doc_id] = (
+                    self.tokens.text(fence(EVIDENCE_OPEN, EVIDENCE_CLOSE, fence_attributes(item), "")) + 2
+                )
+            evidence[source] = SourceEvidence(source, list(items), candidates, [])
+        scored = self._scored([s for e in evidence.values() for s in e.candidates], request)
+        budget = self.llm.evidence_tokens_per_source
+        for shown in evidence.values():
+            shown.candidates = [scored[(s.doc_id, s.start, s.end)] for s in shown.candidates]
+            shown.chosen = select_sentences(shown.candidates, budget, headers, self._gap_tokens)
+            if not shown.chosen and shown.candidates:  # the best sentence alone is longer than the budget
+                shown.chosen = self._cut_to_fit(shown.candidates, budget, headers)
+        return evidence
 
-        ranked = sorted(range(len(passages)), key=lambda i: -passages[i].score)
-        blocks = [passages[i].fenced() for i in ranked]
-
-        def render_best(count: int) -> list[Message]:
-            """The `count` best-ranked passages, shown in reading order."""
-            return render([blocks[k] for k in sorted(range(count), key=lambda k: ranked[k])])
-
-        kept = self._fit(render_best, [self.tokens.text(b) for b in blocks], f"source {source!r}")
-        shown = ranked[:kept]
-        messages = render_best(kept)
-        return CallPlan(
-            part="map",
-            label=source,
-            messages=messages,
-            prompt_tokens=self.tokens.messages(messages),
-            shown_docs={passages[i].doc_id for i in shown},
-            kept=kept,
-            total=len(passages),
-        )
-
-    def _map_values(self, request: AnalysisRequest, source: str, evidence: str) -> dict[str, str]:
+    def _scored(
+        self, sentences: Sequence[Sentence], request: AnalysisRequest
+    ) -> dict[tuple[str, int, int], Sentence]:
+        texts = [s.text for s in sentences]
+        lexical = lexical_relevance(request.target or request.question, texts)
+        semantic = self._semantic_relevance(request.question, texts)
         return {
-            "question": request.question,
-            "target": request.target,
-            "source": source,
-            "evidence": evidence,
-            "output_format": schema_outline(SourceAnalysis),
+            (s.doc_id, s.start, s.end): replace(
+                s,
+                score=s.chunk_score
+                + semantic[i]
+                + LEXICAL_WEIGHT * lexical[i]
+                + (LEDE_BONUS if s.lede else 0.0),
+            )
+            for i, s in enumerate(sentences)
         }
 
-    def _fit(self, render_best: Callable[[int], list[Message]], block_tokens: list[int], label: str) -> int:
-        """How many of the best-ranked blocks fit the budget together with the untrimmable instructions."""
-        base = self.tokens.messages(render_best(0))
+    def _semantic_relevance(self, question: str, texts: Sequence[str]) -> list[float]:
+        """Cosine of each text with the question, by the backend's embedder (0 without one); vectors are
+        kept, so a repeated question or estimate-then-compare embeds nothing twice."""
+        if self.embedder is None or not texts:
+            return [0.0] * len(texts)
+        missing = list(dict.fromkeys(t for t in [question, *texts] if t not in self._vectors))
+        if len(self._vectors) + len(missing) > 20_000:
+            self._vectors.clear()
+            missing = list(dict.fromkeys([question, *texts]))
+        if missing:
+            self._vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
+        query = self._vectors[question]
+        return [float(self._vectors[text] @ query) for text in texts]
+
+    def _cut_to_fit(
+        self, candidates: Sequence[Sentence], budget: int, headers: Mapping[str, int]
+    ) -> list[Sentence]:
+        """The best sentence, cut at a word boundary to fit the budget (one long run-on "sentence")."""
+        best = max(candidates, key=lambda s: s.score)
+        text = self.tokens.prefix(best.text, budget - headers[best.doc_id] - self._gap_tokens)
+        if not text:
+            return []
+        return [replace(best, end=best.start + len(text), text=text, tokens=self.tokens.text(defang(text)))]
+
+    def _plan_group(
+        self, part: str, group: list[str], evidence: dict[str, SourceEvidence], request: AnalysisRequest
+    ) -> CallPlan:
+        """One call over `group`; when it is over the per-call budget, its lowest-ranked sentences go first."""
+        chosen = {source: list(evidence[source].chosen) for source in group}
+
+        def render() -> list[Message]:
+            blocks = [evidence[s].render(chosen[s], request.documents) for s in group]
+            text = "\n\n".join(block for block in blocks if block) or "(no passages)"
+            return self.prompt.render(part, self._call_values(part, request, group, text))
+
+        base = self.tokens.messages(self.prompt.render(part, self._call_values(part, request, group, "")))
         if base > self.budget:
             raise ConfigError(
                 f"the {self.prompt.id} instructions alone take {base} tokens, more than the per-call budget "
                 f"({self.llm.context_tokens} context - {self.llm.max_output_tokens} output = {self.budget})",
                 hint="raise NCOMPARE_LLM__CONTEXT_TOKENS or lower NCOMPARE_LLM__MAX_OUTPUT_TOKENS",
             )
-        used, kept = base, 0
-        for tokens in block_tokens:
-            if used + tokens + 2 > self.budget:  # 2: the blank line between blocks
-                break
-            used, kept = used + tokens + 2, kept + 1
-        while kept and self.tokens.messages(render_best(kept)) > self.budget:
-            kept -= 1  # token merges across block boundaries can make the sum a little off
-        if block_tokens and not kept:
-            raise ConfigError(
-                f"{label}: not even the best passage fits the per-call budget of {self.budget} tokens",
-                hint="raise NCOMPARE_LLM__CONTEXT_TOKENS",
-            )
-        return kept
+        messages = render()
+        tokens, trimmed = self.tokens.messages(messages), 0
+        while tokens > self.budget:
+            ranked = sorted((s.score, source, s) for source in group for s in chosen[source])
+            freed = 0
+            for _, source, sentence in ranked:
+                if freed >= tokens - self.budget:
+                    break
+                chosen[source].remove(sentence)
+                freed, trimmed = freed + sentence.tokens + self._gap_tokens, trimmed + 1
+            if not any(chosen.values()):
+                raise ConfigError(
+                    f"{_sources_label(group)}: not even the best passage fits the per-call budget of "
+                    f"{self.budget} tokens",
+                    hint="raise NCOMPARE_LLM__CONTEXT_TOKENS",
+                )
+            messages = render()
+            tokens = self.tokens.messages(messages)
+        return CallPlan(part, ", ".join(group), messages, tokens, list(group), chosen, trimmed)
 
-    def _map_all(self, request: AnalysisRequest, ledger: RunLedger) -> list[MappedSource]:
+    def _call_values(
+        self, part: str, request: AnalysisRequest, sources: Sequence[str], evidence: str
+    ) -> dict[str, str]:
+        return {
+            "question": request.question,
+            "target": request.target,
+            "sources": ", ".join(sources),
+            "evidence": evidence,
+            "output_format": schema_outline(PART_SCHEMAS[part]),
+        }
+
+    def _plan_notes(self, calls: CallSet) -> list[str]:
+        notes = [_trim_note(plan) for plan in calls.plans if plan.trimmed]
+        if calls.skipped:
+            notes.insert(
+                0,
+                f"{len(calls.skipped)} of {calls.retrieved_sources} sources left out as the most weakly related "
+                f"to the question (at most {self.llm.max_sources} are analysed, none more than "
+                f"{self.llm.weak_source_margin:g} below the best source's top passage score): "
+                f"{', '.join(calls.skipped)}; narrow the question with --source or filters, or raise "
+                "NCOMPARE_LLM__MAX_SOURCES",
+            )
+        return notes
+
+    def _calls_note(self, calls: CallSet) -> str:
+        sources = sum(len(p.sources) for p in calls.plans)
+        if calls.single:
+            return f"1 call: {sources} source(s) analysed and compared together"
+        return (
+            f"{len(calls.plans)} map call(s) of up to {self.llm.sources_per_call} sources each "
+            f"({sources} sources), then 1 reduce call"
+        )
+
+    def _evidence_note(self, calls: CallSet) -> str:
+        shown = [s for p in calls.plans for sentences in p.chosen.values() for s in sentences]
+        candidates = [s for e in calls.evidence.values() for s in e.candidates]
+        return (
+            f"evidence: {len(shown)} of {len(candidates)} retrieved sentences "
+            f"({sum(s.tokens for s in shown)} of {sum(s.tokens for s in candidates)} tokens), "
+            f"at most {self.llm.evidence_tokens_per_source} tokens per source"
+        )
+
+    # -- analysis calls --------------------------------------------------------------------------------
+
+    def _analyse(
+        self, calls: CallSet, request: AnalysisRequest, ledger: RunLedger
+    ) -> tuple[list[MappedSource], CrossSourceAnalysis | None]:
         mapped: list[MappedSource] = []
         failures: list[LLMOutputError] = []
-        for source in request.retrieved.by_source:
-            plan = self._plan_map(source, request)
-            if plan.kept < plan.total:
-                ledger.warnings.append(_trim_note(plan))
+        cross: CrossSourceAnalysis | None = None
+        for plan in calls.plans:
             try:
-                analysis = self._ask(plan, SourceAnalysis, ledger)
+                answer = self._ask(plan, PART_SCHEMAS[plan.part], ledger)
             except LLMOutputError as error:
                 failures.append(error)
-                ledger.warnings.append(f"source {source!r} left out: {error.message}")
+                ledger.warnings.append(f"{_sources_label(plan.sources)} left out: {error.message}")
                 continue
-            mapped.append(self._mapped_source(source, analysis, plan, request, ledger))
+            assert isinstance(answer, MapAnswer | SingleAnswer)
+            mapped += self._mapped_sources(answer.sources, plan, request, ledger)
+            if isinstance(answer, SingleAnswer):
+                cross = answer.cross_source()
         if failures and not mapped:
             raise failures[-1]
+        return mapped, cross
+
+    def _mapped_sources(
+        self, analyses: Sequence[SourceAnalysis], plan: CallPlan, request: AnalysisRequest, ledger: RunLedger
+    ) -> list[MappedSource]:
+        found = _match_analyses(analyses, plan.sources, ledger)
+        mapped = []
+        for source in plan.sources:
+            if source not in found:
+                ledger.warnings.append(f"source {source!r} left out: the answer has no analysis of it")
+                continue
+            mapped.append(self._mapped_source(source, found[source], plan, request, ledger))
         return mapped
 
     def _mapped_source(
@@ -612,38 +1172,35 @@ class LLMBackend(Backend):
         request: AnalysisRequest,
         ledger: RunLedger,
     ) -> MappedSource:
+        allowed = plan.shown_docs.get(source, set())
         claims: dict[str, Claim] = {}
+        aliases: dict[str, str] = {}
         for proposed in analysis.claims:
-            quotes = ledger.verify_all(proposed.quotes, plan.shown_docs)
+            quotes = ledger.verify_all(proposed.quotes, allowed)
             if not quotes:
                 ledger.count("claims_dropped_unquoted")
                 continue
             claim_id = f"{source}-{len(claims) + 1}"
             claims[claim_id] = Claim(id=claim_id, text=proposed.claim.strip(), quotes=quotes)
-        positions = []
+            aliases.setdefault(proposed.id.strip() or claim_id, claim_id)
+        positions: dict[str, MappedPosition] = {}
         for position in analysis.positions:
-            quote = ledger.verify(position.doc_id, position.quote, plan.shown_docs)
+            quote = ledger.verify(position.doc_id, position.quote, allowed)
             if quote is None:
                 ledger.count("positions_dropped_unquoted")
                 continue
-            positions.append(
-                {
-                    "doc_id": quote.doc_id,
-                    "date": quote.date,
-                    "stance": position.stance,
-                    "position": position.position,
-                    "quote": quote.text,
-                }
-            )
-        view = self._source_view(source, analysis, list(claims.values()), plan, request, ledger)
-        return MappedSource(view, claims, positions, plan.shown_docs)
+            position_id = f"{source}-p{len(positions) + 1}"
+            positions[position_id] = MappedPosition(position.position.strip(), position.stance, quote)
+            aliases.setdefault(position.id.strip() or position_id, position_id)
+        view = self._source_view(source, analysis, list(claims.values()), allowed, request, ledger)
+        return MappedSource(view, claims, positions, aliases, allowed)
 
     def _source_view(
         self,
         source: str,
         analysis: SourceAnalysis,
         claims: list[Claim],
-        plan: CallPlan,
+        allowed: set[str],
         request: AnalysisRequest,
         ledger: RunLedger,
     ) -> SourceView:
@@ -657,7 +1214,7 @@ class LLMBackend(Backend):
             first_date=dates[0] if dates else None,
             last_date=dates[-1] if dates else None,
             summary=analysis.summary.strip(),
-            summary_quotes=ledger.verify_all(analysis.stance_quotes, plan.shown_docs),
+            summary_quotes=ledger.verify_all(analysis.stance_quotes, allowed),
             stance=Stance(
                 label=analysis.stance,
                 target=request.target,
@@ -671,24 +1228,14 @@ class LLMBackend(Backend):
     # -- reduce ----------------------------------------------------------------------------------------
 
     def _analysis_block(self, mapped: MappedSource, claims: int, positions: int) -> str:
-        view = mapped.view
-        payload = {
-            "source": view.source,
-            "stance": view.stance.label,
-            "confidence": view.stance.confidence,
-            "summary": view.summary,
-            "claims": [
-                {
-                    "id": claim.id,
-                    "claim": claim.text,
-                    "quotes": [{"doc_id": q.doc_id, "date": q.date, "text": q.text} for q in claim.quotes],
-                }
-                for claim in list(mapped.claims.values())[:claims]
+        return compact_analysis(
+            mapped.view.source,
+            mapped.view.stance.label,
+            [(claim_id, claim.text) for claim_id, claim in list(mapped.claims.items())[:claims]],
+            [
+                (position_id, p.quote.date, p.stance, p.text)
+                for position_id, p in list(mapped.positions.items())[:positions]
             ],
-            "positions": mapped.positions[:positions],
-        }
-        return fence(
-            ANALYSIS_OPEN, ANALYSIS_CLOSE, {"source": view.source}, json.dumps(payload, ensure_ascii=False)
         )
 
     def _reduce_values(self, request: AnalysisRequest, sources: list[str], analyses: str) -> dict[str, str]:
@@ -727,15 +1274,21 @@ class LLMBackend(Backend):
             ledger.warnings.append(
                 f"reduce step: {trimmed} claim(s)/position(s) left out to fit the token budget"
             )
-        docs = {doc for m in mapped for doc in m.shown_docs}
-        return CallPlan(
-            "reduce", "reduce", messages, self.tokens.messages(messages), docs, len(mapped), len(mapped)
-        )
+        return CallPlan("reduce", "reduce", messages, self.tokens.messages(messages), sources)
 
-    def _estimated_reduce_tokens(self, request: AnalysisRequest, sources: int) -> int:
-        names = list(request.retrieved.by_source)
-        base = self.tokens.messages(self.prompt.render("reduce", self._reduce_values(request, names, "")))
-        return min(self.budget, base + sources * self.llm.max_output_tokens)
+    def _reduce_sizes(self, request: AnalysisRequest, calls: CallSet) -> tuple[int, int]:
+        """(upper bound, typical) prompt tokens of the reduce call; (0, 0) when one call does everything.
+
+        The compact analysis of a source is shorter than the JSON answer it comes from, so every map answer
+        at max_output_tokens bounds the reduce prompt; typically each source adds TYPICAL_ANALYSIS_TOKENS."""
+        if calls.single or not calls.plans:
+            return 0, 0
+        sources = [source for plan in calls.plans for source in plan.sources]
+        empty = self.prompt.render("reduce", self._reduce_values(request, sources, ""))
+        base = self.tokens.messages(empty)
+        upper = base + len(calls.plans) * self.llm.max_output_tokens
+        typical = base + len(sources) * (TYPICAL_ANALYSIS_TOKENS + 2)  # 2: the blank line between fences
+        return min(self.budget, upper), min(self.budget, typical)
 
     def _reduce(
         self, request: AnalysisRequest, mapped: list[MappedSource], ledger: RunLedger
@@ -752,20 +1305,18 @@ class LLMBackend(Backend):
             )
             return None
 
-    def _apply_reduce(
+    def _apply_cross(
         self,
         comparison: Comparison,
-        reduced: CrossSourceAnalysis,
-        mapped: list[MappedSource],
-        request: AnalysisRequest,
+        cross: CrossSourceAnalysis,
+        refs: RefIndex,
+        sources: list[str],
         ledger: RunLedger,
     ) -> None:
-        claims = {claim_id: (m.view.source, claim) for m in mapped for claim_id, claim in m.claims.items()}
-        docs_by_source = {m.view.source: m.shown_docs for m in mapped}
-        comparison.agreements = _agreements(reduced.agreements, claims, ledger)
-        comparison.differences = _differences(reduced.differences, claims, list(docs_by_source), ledger)
-        comparison.omissions = _omissions(reduced.omissions, list(docs_by_source), ledger)
-        comparison.shifts = _shifts(reduced.shifts, docs_by_source, request, ledger)
+        comparison.agreements = _agreements(cross.agreements, refs, ledger)
+        comparison.differences = _differences(cross.differences, refs, sources, ledger)
+        comparison.omissions = _omissions(cross.omissions, sources, ledger)
+        comparison.shifts = _shifts(cross.shifts, refs, comparison.target, ledger)
 
     # -- calls -----------------------------------------------------------------------------------------
 
@@ -897,13 +1448,15 @@ class LLMBackend(Backend):
         return notes + (self.cache.warnings if self.cache is not None else [])
 
     def _stuffed_messages(self, request: AnalysisRequest) -> list[Message]:
-        """The baseline: every retrieved article, whole, in one prompt with the same instructions."""
+        """The baseline: every retrieved article, whole, in one prompt with the `single` instructions."""
         blocks = [
             Passage(doc.id, doc.source, doc.date, doc.title, 0, len(doc.text), doc.text, 1.0).fenced()
             for doc in request.documents.values()
         ]
-        sources = ", ".join(request.retrieved.by_source)
-        return self.prompt.render("map", self._map_values(request, sources, "\n\n".join(blocks)))
+        sources = list(request.retrieved.by_source)
+        return self.prompt.render(
+            "single", self._call_values("single", request, sources, "\n\n".join(blocks))
+        )
 
 
 _REASK = (
@@ -912,11 +1465,39 @@ _REASK = (
 )
 
 
+def _sources_label(sources: Sequence[str]) -> str:
+    if len(sources) == 1:
+        return f"source {sources[0]!r}"
+    return "sources " + ", ".join(repr(s) for s in sources)
+
+
 def _trim_note(plan: CallPlan) -> str:
     return (
-        f"source {plan.label!r}: {plan.total - plan.kept} of {plan.total} passage(s) left out to fit the "
-        "token budget (lowest-ranked first)"
+        f"{_sources_label(plan.sources)}: {plan.trimmed} evidence sentence(s) left out to fit the token budget "
+        "of one call (lowest-ranked first)"
     )
+
+
+def _match_analyses(
+    analyses: Sequence[SourceAnalysis], sources: Sequence[str], ledger: RunLedger
+) -> dict[str, SourceAnalysis]:
+    """Each source's analysis by name (exact, else ignoring case and spaces); the only analysis of a
+    one-source call is that source's whatever name it gives. Analyses of unknown sources are counted."""
+    if len(sources) == 1 and len(analyses) == 1:
+        return {sources[0]: analyses[0]}
+    folded = {_fold(source): source for source in sources}
+    found: dict[str, SourceAnalysis] = {}
+    for analysis in analyses:
+        source = analysis.source if analysis.source in sources else folded.get(_fold(analysis.source))
+        if source is None:
+            ledger.count("analyses_of_unknown_sources")
+        else:
+            found.setdefault(source, analysis)
+    return found
+
+
+def _fold(name: str) -> str:
+    return "".join(name.split()).casefold()
 
 
 def _first_error(error: ValidationError) -> str:
@@ -999,18 +1580,16 @@ def _bad_request_hint(error: openai.BadRequestError) -> str:
     return "check the model name and settings (`ncompare config`)"
 
 
-# -- reduce answer -> domain types ---------------------------------------------------------------------
+# -- cross-source answer -> domain types ---------------------------------------------------------------
 
 
-def _agreements(
-    items: Sequence[AgreementItem], claims: dict[str, tuple[str, Claim]], ledger: RunLedger
-) -> list[Agreement]:
+def _agreements(items: Sequence[AgreementItem], refs: RefIndex, ledger: RunLedger) -> list[Agreement]:
     agreements = []
     for item in items:
         backing: dict[str, Claim] = {}
         for claim_id in item.claim_ids:
-            if claim_id.strip() in claims:
-                source, claim = claims[claim_id.strip()]
+            if claim_id.strip() in refs.claims:
+                source, claim = refs.claims[claim_id.strip()]
                 backing.setdefault(source, claim)
         if len(backing) < 2:
             ledger.count("agreements_dropped")
@@ -1021,10 +1600,7 @@ def _agreements(
 
 
 def _differences(
-    items: Sequence[DifferenceItem],
-    claims: dict[str, tuple[str, Claim]],
-    sources: list[str],
-    ledger: RunLedger,
+    items: Sequence[DifferenceItem], refs: RefIndex, sources: list[str], ledger: RunLedger
 ) -> list[Difference]:
     differences = []
     for item in items:
@@ -1032,7 +1608,9 @@ def _differences(
         for stated in item.positions:
             if stated.source not in sources or stated.source in positions:
                 continue
-            own = [claims[c.strip()] for c in dict.fromkeys(stated.claim_ids) if c.strip() in claims]
+            own = [
+                refs.claims[c.strip()] for c in dict.fromkeys(stated.claim_ids) if c.strip() in refs.claims
+            ]
             quotes = [claim.quotes[0] for source, claim in own if source == stated.source]
             positions[stated.source] = Position(source=stated.source, position=stated.position, quotes=quotes)
         if len(positions) < 2 or not any(p.quotes for p in positions.values()):
@@ -1054,35 +1632,27 @@ def _omissions(items: Sequence[OmissionItem], sources: list[str], ledger: RunLed
     return omissions
 
 
-def _shifts(
-    items: Sequence[ShiftItem],
-    docs_by_source: dict[str, set[str]],
-    request: AnalysisRequest,
-    ledger: RunLedger,
-) -> list[Shift]:
+def _shifts(items: Sequence[ShiftItem], refs: RefIndex, target: str, ledger: RunLedger) -> list[Shift]:
+    """Shifts between two cited positions/claims of one source, with their verified quotes and stored dates."""
     shifts = []
     for item in items:
-        allowed = docs_by_source.get(item.source, set())
-        before = ledger.verify(item.before.doc_id, item.before.quote, allowed)
-        after = ledger.verify(item.after.doc_id, item.after.quote, allowed)
-        if (
-            before is None
-            or after is None
-            or (before.doc_id, before.char_start) == (after.doc_id, after.char_start)
-        ):
+        before = refs.points.get(item.before.ref.strip())
+        after = refs.points.get(item.after.ref.strip())
+        if before is None or after is None or before[0] != after[0] or _same_span(before[1], after[1]):
             ledger.count("shifts_dropped")
             continue
-        same_doc = before.doc_id == after.doc_id
-        before_date = None if same_doc else before.date
-        if before_date and after.date and before_date > after.date:
+        (source, before_quote), (_, after_quote) = before, after
+        same_doc = before_quote.doc_id == after_quote.doc_id
+        before_date = None if same_doc else before_quote.date
+        if before_date and after_quote.date and before_date > after_quote.date:
             ledger.count("shifts_dropped")
             continue
         shifts.append(
             Shift(
-                source=item.source,
-                topic=item.topic.strip() or request.target,
-                before=ShiftPoint(date=before_date, stance=item.before.stance, quote=before),
-                after=ShiftPoint(date=after.date, stance=item.after.stance, quote=after),
+                source=source,
+                topic=item.topic.strip() or target,
+                before=ShiftPoint(date=before_date, stance=item.before.stance, quote=before_quote),
+                after=ShiftPoint(date=after_quote.date, stance=item.after.stance, quote=after_quote),
                 description=item.description.strip(),
                 score=round(min(1.0, max(0.0, item.confidence)), 3),
             )
@@ -1090,22 +1660,31 @@ def _shifts(
     return shifts
 
 
+def _same_span(one: Quote, other: Quote) -> bool:
+    return (one.doc_id, one.char_start) == (other.doc_id, other.char_start)
+
+
 # -- registration and helpers for the CLI and benchmarks -----------------------------------------------
 
 
 @register_backend("openai")
 def _openai(rest: str, settings: Settings, embedder: Embedder) -> Backend:
-    return LLMBackend.from_spec(f"openai:{rest}", settings)
+    return LLMBackend.from_spec(f"openai:{rest}", settings, embedder=embedder)
 
 
 @register_backend("openai-compatible")
 def _openai_compatible(rest: str, settings: Settings, embedder: Embedder) -> Backend:
-    return LLMBackend.from_spec(f"openai-compatible:{rest}", settings)
+    return LLMBackend.from_spec(f"openai-compatible:{rest}", settings, embedder=embedder)
 
 
 def prompt_token_comparison(
-    request: AnalysisRequest, settings: Settings, spec: str = "openai:gpt-4o-mini"
+    request: AnalysisRequest,
+    settings: Settings,
+    spec: str = "openai:gpt-4o-mini",
+    embedder: Embedder | None = None,
 ) -> dict[str, Any]:
     """For benchmarks: this backend's prompt tokens vs stuffing every retrieved article whole into one prompt.
-    Counted with tiktoken; nothing is sent and no key is needed."""
-    return LLMBackend.from_spec(spec, settings).prompt_token_comparison(request)
+    Counted with tiktoken; nothing is sent and no key is needed. Without `embedder`, evidence sentences are
+    ranked without their own embedding (chunk score and word overlap): the token counts hardly change, since
+    the per-source budget, not the ranking, sets them."""
+    return LLMBackend.from_spec(spec, settings, embedder=embedder).prompt_token_comparison(request)
