@@ -42,7 +42,9 @@ def questions(corpus: Path) -> list[dict[str, Any]]:
     for path in sorted(corpus.glob("*/events.jsonl")):
         for line in path.read_text().splitlines():
             event = json.loads(line)
-            label = event.get("label") or event.get("event_title") or event.get("main_event") or event["event_id"]
+            label = (
+                event.get("label") or event.get("event_title") or event.get("main_event") or event["event_id"]
+            )
             rows.append({"question": str(label), "event_id": event["event_id"], "corpus": path.parent.name})
     return rows
 
@@ -150,7 +152,9 @@ def bench_prompt_tokens(services: Services, items: list[dict[str, Any]]) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()

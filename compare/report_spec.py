@@ -153,7 +153,9 @@ class ReportSpec(BaseModel):
         description="With group_by: a JSONL/JSON/YAML file of records keyed by the group_by field whose other "
         "fields become template fields (e.g. label). Relative to the spec file.",
     )
-    backend: str | None = Field(default=None, description="offline, openai:MODEL, openai-compatible:MODEL@URL.")
+    backend: str | None = Field(
+        default=None, description="offline, openai:MODEL, openai-compatible:MODEL@URL."
+    )
     prompt: str | None = Field(default=None, description="Prompt name@version for LLM backends.")
     top_k: int | None = Field(default=None, ge=1, le=50, description="Chunks retrieved per source.")
     timeline: list[TimelineSpec] = Field(default_factory=list, description="Sections following one source.")
@@ -184,7 +186,9 @@ class ReportSpec(BaseModel):
         if self.questions is not None and self.group_by is not None:
             raise ValueError("give either `questions` or `group_by` (with `question_template`), not both")
         if self.group_by is not None and not self.question_template:
-            raise ValueError("`group_by` needs a `question_template`, e.g. 'How did {source_list} describe {label}?'")
+            raise ValueError(
+                "`group_by` needs a `question_template`, e.g. 'How did {source_list} describe {label}?'"
+            )
         if self.question_template is not None and self.group_by is None:
             raise ValueError("`question_template` needs `group_by` (the metadata field to group on)")
         for name in ("groups", "group_info"):
@@ -193,7 +197,9 @@ class ReportSpec(BaseModel):
         if self.questions is not None and not self.questions:
             raise ValueError("`questions` is empty")
         if self.questions is None and self.group_by is None and not self.timeline:
-            raise ValueError("nothing to ask: give `questions`, or `group_by` + `question_template`, or `timeline`")
+            raise ValueError(
+                "nothing to ask: give `questions`, or `group_by` + `question_template`, or `timeline`"
+            )
         if self.questions is None and self.target and template_fields(self.target):
             raise ValueError("`target` uses {fields}, which only `group_by` reports fill in")
         return self
@@ -229,7 +235,9 @@ def fill_template(template: str, fields: dict[str, str]) -> str:
 def load_spec(path: Path) -> ReportSpec:
     """Read and validate a spec file; every problem is a ConfigError naming the file, field and line."""
     if not path.is_file():
-        raise ConfigError(f"{path}: no such report spec", hint="pass a YAML file, e.g. examples/reports/*.yaml")
+        raise ConfigError(
+            f"{path}: no such report spec", hint="pass a YAML file, e.g. examples/reports/*.yaml"
+        )
     text = path.read_text(encoding="utf-8")
     try:
         data = yaml.safe_load(text)
@@ -238,7 +246,9 @@ def load_spec(path: Path) -> ReportSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML ({problem})", hint="check indentation and quoting") from exc
+        raise ConfigError(
+            f"{where}: not valid YAML ({problem})", hint="check indentation and quoting"
+        ) from exc
     if not isinstance(data, dict):
         raise ConfigError(
             f"{path}: a report spec is a mapping with title, corpus and questions or group_by",

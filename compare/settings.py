@@ -74,6 +74,12 @@ class LLMSettings(BaseModel):
         description="Evidence shown per source, in tokens: the retrieved chunks' sentences most relevant to "
         "the question, with their articles' fences.",
     )
+    min_evidence_tokens_per_call: int = Field(
+        default=400,
+        ge=0,
+        description="Evidence shown in a call of few sources, at least: a one-source call shows this much "
+        "of its source, more than evidence_tokens_per_source.",
+    )
     sources_per_call: int = Field(
         default=4,
         ge=1,

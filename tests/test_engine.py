@@ -189,3 +189,26 @@ def test_cli_ask_on_an_empty_store_is_a_message_not_a_traceback(tmp_path: Path) 
     assert result.exit_code == 1
     assert "store is empty" in result.output and "ncompare ingest" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_source_over_time_shows_how_its_wording_moved(corpus: Services) -> None:
+    comparison = corpus.engine.compare(
+        "How did the White House describe US military aid to Ukraine over time?",
+        filters=Filters(sources=["whitehouse", "department_of_defense"]),
+    )
+    dated = [s for s in comparison.shifts if s.before.date and s.after.date]
+    assert dated, [s.description for s in comparison.shifts]
+    for shift in dated:
+        assert shift.before.date < shift.after.date  # type: ignore[operator]
+        assert shift.before.quote.doc_id != shift.after.quote.doc_id
+
+
+def test_wording_change_names_what_was_added_and_dropped() -> None:
+    from compare.analysis.offline import _wording_change
+
+    change = _wording_change(
+        "The United States will provide defensive assistance to Ukraine.",
+        "The Patriot system will augment air defense capabilities provided to Ukraine.",
+    )
+    assert "adds “Patriot”" in change and "“defensive”" in change.split("drops")[1]
+    assert "“Ukraine”" not in change

@@ -66,6 +66,8 @@ _STOPWORDS = frozenset(
         "yourself yourselves s t would also said says say new one two"
     ).split()
 )
+#: Public: other modules that need content words use the same list.
+STOPWORDS = _STOPWORDS
 # Cue families, matched on lower-cased words (not stems). Order fixes the feature layout.
 _CUES: dict[str, frozenset[str]] = {
     "refute": frozenset(
@@ -117,6 +119,8 @@ _NEGATORS = _CUES["negation"] | _CUES["refute"]
 NEGATION_WINDOW = 3
 #: Sentences counted as the lead for the per-family lead shares.
 CUE_LEAD_SENTENCES = 3
+#: Public: other modules that need content words use the same list.
+STOPWORDS = _STOPWORDS
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SUFFIXES = (

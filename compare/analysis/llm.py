@@ -126,9 +126,9 @@ LOW_CONFIDENCE = 0.5
 #: Models whose tokenizer is o200k_base; everything else (incl. unknown local models) is counted with cl100k.
 _O200K_PREFIXES = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4", "gpt-oss")
 
-#: Evidence ranking. A sentence scores its chunk's retrieval score (cosine), plus its own cosine with the
-#: question when the backend has an embedder, plus LEXICAL_WEIGHT x the share of the target's content words
-#: it contains, plus LEDE_BONUS when it opens its article (news ledes carry the framing).
+#: Evidence ranking. A sentence scores its chunk's retrieval score (cosine; averaged with the sentence's own
+#: cosine with the question when the backend has an embedder), plus LEXICAL_WEIGHT x the share of the
+#: target's content words it contains, plus LEDE_BONUS when it opens its article (ledes carry the framing).
 LEXICAL_WEIGHT = 0.3
 LEDE_BONUS = 0.05
 #: Each sentence taken from an article lowers that article's other sentences by this much, so a source with
@@ -568,8 +568,7 @@ def select_sentences(
     def cost(sentence: Sentence, opened: bool) -> int:
         return sentence.tokens + gap_tokens + (0 if opened else header_tokens[sentence.doc_id])
 
-    docs = {s.doc_id for s in candidates}
-    if sum(cost(s, True) for s in candidates) + sum(header_tokens[d] for d in docs) <= budget:
+    if _evidence_cost(candidates, header_tokens, gap_tokens) <= budget:
         return list(candidates)
     floor = max(s.score for s in candidates) - RELEVANCE_WINDOW
     pool = sorted(
@@ -589,6 +588,12 @@ def select_sentences(
             used += needed
             taken[sentence.doc_id] += 1
     return [candidates[i] for i in sorted(chosen)]
+
+
+def _evidence_cost(sentences: Sequence[Sentence], header_tokens: Mapping[str, int], gap_tokens: int) -> int:
+    """Tokens of showing every sentence: their text, the gaps and one fence per article."""
+    docs = {s.doc_id for s in sentences}
+    return sum(s.tokens + gap_tokens for s in sentences) + sum(header_tokens[d] for d in docs)
 
 
 def _decayed(sentence: Sentence, taken: Counter[str]) -> float:
@@ -977,17 +982,26 @@ class LLMBackend(Backend):
     def plan_calls(self, request: AnalysisRequest) -> CallSet:
         """Which sources, which sentences of each, in which calls; rendered and counted, nothing sent."""
         sources, skipped = pick_sources(request.retrieved, self.llm.max_sources, self.llm.weak_source_margin)
-        evidence = self._select_evidence(request, sources)
         groups = call_groups(sources, self.llm.sources_per_call)
+        budgets = {source: self.evidence_budget(len(group)) for group in groups for source in group}
+        evidence = self._select_evidence(request, budgets)
         part = "single" if len(groups) == 1 else "map"
         plans = [self._plan_group(part, group, evidence, request) for group in groups]
         return CallSet(plans, evidence, skipped, len(request.retrieved.by_source))
 
-    def _select_evidence(self, request: AnalysisRequest, sources: Sequence[str]) -> dict[str, SourceEvidence]:
+    def evidence_budget(self, sources_in_call: int) -> int:
+        """Evidence tokens per source: evidence_tokens_per_source, more when a call has few sources so that
+        the call shows at least min_evidence_tokens_per_call."""
+        shared = self.llm.min_evidence_tokens_per_call // max(1, sources_in_call)
+        return max(self.llm.evidence_tokens_per_source, shared)
+
+    def _select_evidence(
+        self, request: AnalysisRequest, budgets: Mapping[str, int]
+    ) -> dict[str, SourceEvidence]:
         """Each source's candidate sentences, scored, and the ones its evidence budget takes."""
         evidence: dict[str, SourceEvidence] = {}
         headers: dict[str, int] = {}
-        for source in sources:
+        for source in budgets:
             items = request.retrieved.by_source.get(source, [])
             candidates = [
                 replace(sentence, tokens=self.tokens.text(defang(sentence.text)))
@@ -999,9 +1013,15 @@ class LLMBackend(Backend):
                     self.tokens.text(fence(EVIDENCE_OPEN, EVIDENCE_CLOSE, fence_attributes(item), "")) + 2
                 )
             evidence[source] = SourceEvidence(source, list(items), candidates, [])
-        scored = self._scored([s for e in evidence.values() for s in e.candidates], request)
-        budget = self.llm.evidence_tokens_per_source
-        for shown in evidence.values():
+        over = {
+            s
+            for s, e in evidence.items()
+            if _evidence_cost(e.candidates, headers, self._gap_tokens) > budgets[s]
+        }
+        ranked = [sentence for s in over for sentence in evidence[s].candidates]
+        scored = self._scored([s for e in evidence.values() for s in e.candidates], ranked, request)
+        for source, shown in evidence.items():
+            budget = budgets[source]
             shown.candidates = [scored[(s.doc_id, s.start, s.end)] for s in shown.candidates]
             shown.chosen = select_sentences(shown.candidates, budget, headers, self._gap_tokens)
             if not shown.chosen and shown.candidates:  # the best sentence alone is longer than the budget
@@ -1009,27 +1029,26 @@ class LLMBackend(Backend):
         return evidence
 
     def _scored(
-        self, sentences: Sequence[Sentence], request: AnalysisRequest
+        self, sentences: Sequence[Sentence], ranked: Sequence[Sentence], request: AnalysisRequest
     ) -> dict[tuple[str, int, int], Sentence]:
-        texts = [s.text for s in sentences]
-        lexical = lexical_relevance(request.target or request.question, texts)
-        semantic = self._semantic_relevance(request.question, texts)
-        return {
-            (s.doc_id, s.start, s.end): replace(
-                s,
-                score=s.chunk_score
-                + semantic[i]
-                + LEXICAL_WEIGHT * lexical[i]
-                + (LEDE_BONUS if s.lede else 0.0),
-            )
-            for i, s in enumerate(sentences)
-        }
+        """Every sentence scored (see LEXICAL_WEIGHT); the embedder only sees `ranked`, the sentences of
+        sources that have more than their budget (the others are shown whole, whatever their scores)."""
+        lexical = lexical_relevance(request.target or request.question, [s.text for s in sentences])
+        semantic = self._semantic_relevance(request.question, [s.text for s in ranked])
+        cosine = dict(zip([(s.doc_id, s.start, s.end) for s in ranked], semantic or [], strict=False))
+        scored = {}
+        for sentence, overlap in zip(sentences, lexical, strict=True):
+            key = (sentence.doc_id, sentence.start, sentence.end)
+            base = (sentence.chunk_score + cosine[key]) / 2 if key in cosine else sentence.chunk_score
+            bonus = LEXICAL_WEIGHT * overlap + (LEDE_BONUS if sentence.lede else 0.0)
+            scored[key] = replace(sentence, score=base + bonus)
+        return scored
 
-    def _semantic_relevance(self, question: str, texts: Sequence[str]) -> list[float]:
-        """Cosine of each text with the question, by the backend's embedder (0 without one); vectors are
+    def _semantic_relevance(self, question: str, texts: Sequence[str]) -> list[float] | None:
+        """Cosine of each text with the question by the backend's embedder (None without one); vectors are
         kept, so a repeated question or estimate-then-compare embeds nothing twice."""
         if self.embedder is None or not texts:
-            return [0.0] * len(texts)
+            return None
         missing = list(dict.fromkeys(t for t in [question, *texts] if t not in self._vectors))
         if len(self._vectors) + len(missing) > 20_000:
             self._vectors.clear()

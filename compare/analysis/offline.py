@@ -24,6 +24,7 @@ import numpy as np
 
 from compare import __version__
 from compare.analysis.base import AnalysisRequest, Backend, register_backend
+from compare.analysis.claim_stance import STOPWORDS as _STOPWORDS
 from compare.analysis.quotes import verify_quote
 from compare.analysis.sentiment import stance_toward, tone, tone_label
 from compare.chunking import sentence_spans
@@ -54,6 +55,13 @@ EVIDENCE_PER_SOURCE = 14
 RELATIVE_FLOOR = 0.55
 MAX_CLAIMS = 8
 SUMMARY_SENTENCES = 3
+#: The same claim in a source's earlier and later documents, less similar than this, counts as reworded.
+REWORDED_BELOW = 0.8
+_FUNCTION_WORDS = frozenset(
+    "this that these those with from have has had will would could should their there they them then than "
+    "when where which while what also into over under about after before been being were said says such "
+    "more most some other only very just over upon within without".split()
+)
 #: A claim-stance answer under this confidence is treated as `discuss` (reported, no side taken).
 POSITION_CONFIDENCE = 0.45
 
@@ -445,32 +453,45 @@ class OfflineBackend(Backend):
         )
 
     def _cross_document_shifts(self, clusters: list[Cluster], request: AnalysisRequest) -> list[Shift]:
-        """The same claim in a source's earlier and later documents, with another tone or new cues."""
+        """The same claim in a source's earliest and latest documents. A shift when the later wording
+        disputes the earlier one (claim-level stance), carries a change cue, turns the tone, or says the
+        claim in substantially new words; the evidence is weighed in the score."""
+        pairs = [pair for cluster in clusters for pair in _earliest_latest(cluster)]
+        if not pairs:
+            return []
+        disputes = self._disputes([(old.text, new.text) for old, new in pairs])
         shifts = []
-        for cluster in clusters:
-            for source in cluster.sources:
-                dated = sorted(
-                    (s for s in cluster.members if s.source == source and s.date), key=lambda s: s.date or ""
-                )
-                if len(dated) < 2 or dated[0].date == dated[-1].date:
-                    continue
-                old, new = dated[0], dated[-1]
-                cues = sorted({m.group(0).lower() for m in _CHANGE_CUES.finditer(new.text)})
-                changed_tone = tone_label(tone(old.text)) != tone_label(tone(new.text))
-                # A reworded claim with the same tone and no change cue is not a shift of position.
-                if cues or changed_tone:
-                    shifts.append(
-                        self._shift(
-                            request.documents[new.doc_id],
-                            old,
-                            new,
-                            cues,
-                            request.target,
-                            reported=False,
-                            old_doc=request.documents[old.doc_id],
-                        )
-                    )
+        for (old, new), disputed in zip(pairs, disputes, strict=True):
+            cues = sorted({m.group(0).lower() for m in _CHANGE_CUES.finditer(new.text)})
+            changed_tone = tone_label(tone(old.text)) != tone_label(tone(new.text))
+            reworded = float(old.vector @ new.vector) < REWORDED_BELOW
+            if not (cues or changed_tone or disputed or reworded):
+                continue
+            shift = self._shift(
+                request.documents[new.doc_id],
+                old,
+                new,
+                cues + (["disputes earlier wording"] if disputed else []),
+                request.target,
+                reported=False,
+                old_doc=request.documents[old.doc_id],
+            )
+            if disputed:
+                shift.before.stance, shift.after.stance = "agree", "disagree"
+            if not (cues or disputed or changed_tone):
+                shift.description = f"Same claim, new wording ({old.date} → {new.date})"
+            shift.description += _wording_change(old.text, new.text)
+            shift.score = round(shift.score * (1.0 if cues or disputed or changed_tone else 0.6), 3)
+            shifts.append(shift)
         return shifts
+
+    def _disputes(self, pairs: list[tuple[str, str]]) -> list[bool]:
+        """Does the later sentence dispute the earlier one? The claim-stance model, earlier as the claim."""
+        model = self._load_claim_model()
+        if model is None:
+            return [False] * len(pairs)
+        answers = model.predict_many(pairs)  # type: ignore[attr-defined]
+        return [a.label == "disagree" and a.confidence >= POSITION_CONFIDENCE for a in answers]
 
     # -- quotes ------------------------------------------------------------------------------------------
 
@@ -478,6 +499,41 @@ class OfflineBackend(Backend):
         """Every quote goes through the same gate as a model's would: it must be found in the stored text."""
         start, end = _trim(doc.text, start, end)
         return verify_quote(doc.text[start:end], doc, hint_start=start)
+
+
+def _earliest_latest(cluster: Cluster) -> list[tuple[Sentence, Sentence]]:
+    """Per source, the cluster's earliest and latest dated sentences, when their dates differ."""
+    pairs = []
+    for source in cluster.sources:
+        dated = sorted(
+            (s for s in cluster.members if s.source == source and s.date), key=lambda s: s.date or ""
+        )
+        if len(dated) >= 2 and dated[0].date != dated[-1].date:
+            pairs.append((dated[0], dated[-1]))
+    return pairs
+
+
+_CONTENT_WORD = re.compile(r"[A-Za-z$][\w$.,-]*[\w]|[A-Z]{2,}")
+
+
+def _content_words(text: str) -> list[str]:
+    words = [w for w in _CONTENT_WORD.findall(text) if len(w) > 3 or w.isupper() or w[0] == "$"]
+    return [w for w in words if w.lower() not in _FUNCTION_WORDS and w.lower() not in _STOPWORDS]
+
+
+def _wording_change(old: str, new: str, most: int = 4) -> str:
+    """'; adds “Patriot”, “$1.85 billion”; drops “defensive”': what the later wording says that the earlier
+    did not, and the reverse (content words, in order of appearance)."""
+    old_words, new_words = _content_words(old), _content_words(new)
+    old_set, new_set = {w.lower() for w in old_words}, {w.lower() for w in new_words}
+    added = list(dict.fromkeys(w for w in new_words if w.lower() not in old_set))[:most]
+    dropped = list(dict.fromkeys(w for w in old_words if w.lower() not in new_set))[:most]
+    parts = []
+    if added:
+        parts.append("adds " + ", ".join(f"“{w}”" for w in added))
+    if dropped:
+        parts.append("drops " + ", ".join(f"“{w}”" for w in dropped))
+    return "; " + "; ".join(parts) if parts else ""
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
