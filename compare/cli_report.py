@@ -43,7 +43,6 @@ from compare.reports import (
     Report,
     ReportInterrupted,
     ReportRunner,
-    backend_runs_in_parallel,
     estimate_plan,
     plan_report,
     report_documents,
@@ -70,7 +69,14 @@ def report(
         typer.Option("--dry-run", help="Print prompt tokens and estimated cost per question; send nothing."),
     ] = False,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", "-j", min=1, max=32, help="Questions in parallel (LLM backends).")
+        int,
+        typer.Option(
+            "--concurrency",
+            "-j",
+            min=1,
+            max=32,
+            help="Questions in parallel (LLM backends; offline runs one at a time).",
+        ),
     ] = 4,
     data_dir: DataDir = None,
     chroma_url: ChromaUrl = None,
@@ -78,8 +84,9 @@ def report(
 ) -> None:
     """Run many comparisons from a spec: Markdown, HTML, JSON and CSV, with an executive overview.
 
-    Every finished question is saved as it completes: after a crash or Ctrl-C, the same command with --resume
-    computes only what is missing. Exit code 2 when some questions failed (they are listed in the report)."""
+    Each finished question is saved at once: after a crash or Ctrl-C, --resume computes only the rest.
+
+    Exit code 2: some questions failed (listed in the report); 1: none answered; 130: interrupted."""
     try:
         with _friendly_errors():
             parsed = load_spec(spec)
@@ -94,7 +101,8 @@ def report(
             paths = write_report(result, report_documents(services.store, result), out_dir)
     except ReportInterrupted as stop:
         err.print(
-            f"[bold red]interrupted:[/] {stop.saved} of {stop.total} question(s) are saved in {escape(str(stop.work_dir))}"
+            f"[bold red]interrupted:[/] {stop.saved} of {stop.total} question(s) are saved in "
+            f"{escape(str(stop.work_dir))}"
         )
         err.print("  [yellow]->[/] run the same command with --resume to compute only the rest")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -116,8 +124,6 @@ def _run(
     services: Services, plan: Plan, out_dir: Path, *, resume: bool, concurrency: int, quiet: bool
 ) -> Report:
     runner = ReportRunner(services.engine, out_dir, resume=resume, concurrency=concurrency)
-    if concurrency > 1 and not backend_runs_in_parallel(plan.settings.backend) and not quiet:
-        err.print("[dim]the offline backend runs one question at a time (it is CPU-bound)[/]")
     if quiet or not err.is_terminal:
         return runner.run(plan)
     with Progress(
@@ -163,9 +169,10 @@ def _print_estimate(plan: Plan, rows: list[EstimateRow], as_json: bool) -> None:
     table = Table("#", "question", "calls", "prompt tokens", "completion max", "est. cost", "note")
     for row in rows:
         note = "checkpoint: free" if row.checkpoint else (f"[red]{escape(row.error)}[/]" if row.error else "")
+        heading = row.item.heading if len(row.item.heading) <= 70 else row.item.heading[:69] + "…"
         table.add_row(
             row.item.id,
-            escape(row.item.question),
+            escape(heading),
             str(row.calls),
             str(row.prompt_tokens),
             str(row.completion_tokens_max),
@@ -178,9 +185,11 @@ def _print_estimate(plan: Plan, rows: list[EstimateRow], as_json: bool) -> None:
         f"{totals['prompt_tokens']} prompt tokens, up to {totals['completion_tokens_max']} completion tokens, "
         f"estimated at most [bold]${totals['cost_usd']:.4f}[/]; nothing was sent"
     )
-    notes = dict.fromkeys(note for row in rows for note in row.notes)
-    for note in list(notes)[:6]:
+    estimated = [row.notes for row in rows if not row.error and not row.checkpoint]
+    shared = [note for note in estimated[0] if all(note in notes for notes in estimated)] if estimated else []
+    for note in shared:
         out.print(f"  [dim]{escape(note)}[/]")
+    out.print("  [dim]--json shows every question's notes (evidence kept, calls)[/]")
 
 
 def _summary_json(result: Report, paths: list[Path], code: int) -> dict[str, object]:

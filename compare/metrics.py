@@ -309,7 +309,9 @@ def span_scores(predicted: Sequence[Span], expected: Sequence[Span], sentences: 
     replacement, from `sentences` (the sentences of those documents): computed exactly, not sampled."""
     judged_docs = {doc for doc, _, _ in expected}
     judged = sorted({p for p in predicted if p[0] in judged_docs})
-    precision = sum(1 for p in judged if any(overlaps(p, e) for e in expected)) / len(judged) if judged else None
+    precision = (
+        sum(1 for p in judged if any(overlaps(p, e) for e in expected)) / len(judged) if judged else None
+    )
     recall = (
         sum(1 for e in expected if any(overlaps(p, e) for p in judged)) / len(expected) if expected else None
     )

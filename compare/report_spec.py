@@ -232,6 +232,17 @@ def fill_template(template: str, fields: dict[str, str]) -> str:
 # -- loading ------------------------------------------------------------------------------------------
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """Safe YAML, except that dates stay text: pydantic then reports a bad one with its field name (YAML's own
+    timestamp parsing raises a bare ValueError on 2022-13-01)."""
+
+
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def load_spec(path: Path) -> ReportSpec:
     """Read and validate a spec file; every problem is a ConfigError naming the file, field and line."""
     if not path.is_file():
@@ -240,8 +251,8 @@ def load_spec(path: Path) -> ReportSpec:
         )
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        data = yaml.load(text, Loader=_SpecLoader)
+        root = yaml.compose(text, Loader=_SpecLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)

@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field, ValidationError
 from compare import __version__
 from compare import render as r
 from compare.analysis.engine import Engine
+from compare.embedding import CachedEmbedder
 from compare.errors import CompareError, ConfigError
 from compare.report_spec import (
     CorpusSpec,
@@ -409,6 +410,8 @@ def group_fields(
     )
     fields.update(info or {})
     fields["label"] = _label(info or {}, ordered) or fields["title"]
+    for name in ("label", "title"):  # they end a template's sentence: "… describe {label}?" not "….?"
+        fields[name] = fields[name].strip().rstrip(".?!:; ") or fields[name]
     return fields
 
 
@@ -517,21 +520,12 @@ class ReportRunner:
 
     def run(self, plan: Plan) -> Report:
         started = time.perf_counter()
+        self.engine.backend(plan.settings.backend)  # an unknown backend or prompt stops here, before any work
         self.work_dir.mkdir(parents=True, exist_ok=True)
         by_key: dict[str, ItemResult] = {}
-        todo: dict[str, ReportItem] = {}
-        for item in plan.items:
-            if item.plan_error:
-                self._emit(ItemResult(item=item, status="failed", error=item.plan_error))
-            elif item.key not in by_key and item.key not in todo:
-                saved = load_checkpoint(self.work_dir, item) if self.resume else None
-                if saved is not None:
-                    by_key[item.key] = saved
-                    self._emit(saved)
-                else:
-                    todo[item.key] = item
         try:
-            for result in self._compute_all(list(todo.values()), plan.settings.backend):
+            todo = self._reuse_checkpoints(plan, by_key)
+            for result in self._compute_all(todo, plan.settings.backend):
                 by_key[result.item.key] = result
                 self._emit(result)
         except KeyboardInterrupt:
@@ -540,6 +534,21 @@ class ReportRunner:
         results = [_result_for(item, by_key) for item in plan.items]
         self._forget_stale_checkpoints(plan)
         return Report(run=self._run_meta(plan, results, time.perf_counter() - started), items=results)
+
+    def _reuse_checkpoints(self, plan: Plan, by_key: dict[str, ItemResult]) -> list[ReportItem]:
+        """Report planned failures and (with resume) checkpointed questions; return the items to compute."""
+        todo: dict[str, ReportItem] = {}
+        for item in plan.items:
+            if item.plan_error:
+                self._emit(ItemResult(item=item, status="failed", error=item.plan_error))
+            elif item.key not in by_key and item.key not in todo:
+                saved = load_checkpoint(self.work_dir, item) if self.resume else None
+                if saved is None:
+                    todo[item.key] = item
+                else:
+                    by_key[item.key] = saved
+                    self._emit(saved)
+        return list(todo.values())
 
     def _emit(self, result: ItemResult) -> None:
         if self.on_result is not None:
@@ -550,7 +559,6 @@ class ReportRunner:
             for item in todo:
                 yield self.compute(item)
             return
-        self.engine.backend()  # build the backend once, before the threads share it
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="ncompare-report")
         futures = [pool.submit(self.compute, item) for item in todo]
         try:
@@ -564,9 +572,11 @@ class ReportRunner:
         """One question through the engine; a failure becomes a failed result, never an exception."""
         started = time.perf_counter()
         try:
-            comparison = self.engine.compare(
+            comparison = self.question_engine().compare(
                 item.question, filters=item.to_filters(), k=item.k, target=item.target
             )
+        except ConfigError:
+            raise  # wrong settings (a missing API key, an unknown prompt) fail every question: stop the run
         except CompareError as exc:
             return _failed(item, exc.message, exc.hint, started)
         except Exception as exc:  # a bug in one question must not sink the others
@@ -579,12 +589,27 @@ class ReportRunner:
         self.computed_keys.append(item.key)
         return result
 
+    def question_engine(self) -> Engine:
+        """An engine sharing the loaded model and store, with its own backends and embedding memo.
+
+        A question's answer must not depend on the questions computed before it in the same process: resume
+        must give the same report, and a report question the same answer as `ncompare ask`. The int8
+        embedder's vectors vary slightly with the batch they are computed in, so a vector remembered from an
+        earlier question (the embedder's memo, the offline backend's sentence cache) would change later
+        answers. Backends and memos are cheap to build; the model stays loaded."""
+        embedder = self.engine.embedder
+        if isinstance(embedder, CachedEmbedder):
+            embedder = CachedEmbedder(embedder.inner, embedder.max_items)
+        return Engine(self.engine.settings, self.engine.store, embedder)
+
     def _forget_stale_checkpoints(self, plan: Plan) -> None:
         """Checkpoints of questions that are no longer in the plan (spec, settings or corpus changed)."""
         current = {item.key for item in plan.items}
         for path in self.work_dir.glob("*.json"):
             if path.stem not in current and re.fullmatch(r"[0-9a-f]{20}", path.stem):
                 path.unlink(missing_ok=True)
+        for path in self.work_dir.glob(".*.tmp"):  # a write cut short by a kill
+            path.unlink(missing_ok=True)
 
     def _run_meta(self, plan: Plan, results: list[ItemResult], seconds: float) -> RunMeta:
         unique = list({res.item.key: res for res in results if res.comparison is not None}.values())
@@ -1123,20 +1148,27 @@ def _section_html(number: int, res: ItemResult, documents: Mapping[str, Document
         r.timeline_svg(comparison),
         r.shifts_html(comparison, documents),
     ]
-    if item.kind == "timeline":
+    if item.kind == "timeline":  # one source: nothing to agree or differ with, so its documents instead
         parts += ["<h3>Document by document</h3>", _chronology_html(comparison, documents)]
+    else:
+        parts += _cross_source_html(comparison, documents)
     parts += [
+        "<h3>Documents quoted</h3>",
+        _documents_html(_quoted_documents(comparison, documents)),
+        "</section>",
+    ]
+    return "".join(parts)
+
+
+def _cross_source_html(comparison: Comparison, documents: Mapping[str, Document]) -> list[str]:
+    return [
         "<h3>Agreements</h3>",
         r.agreements_html(comparison, documents),
         "<h3>Differences</h3>",
         r.differences_html(comparison, documents),
         "<h3>Omissions</h3>",
         r.omission_matrix_html(comparison),
-        "<h3>Documents quoted</h3>",
-        _documents_html(_quoted_documents(comparison, documents)),
-        "</section>",
     ]
-    return "".join(parts)
 
 
 def _document_cell(document: Document | None, doc_id: str) -> str:

@@ -70,7 +70,13 @@ def mmr(query: np.ndarray, vectors: np.ndarray, k: int, lambda_: float) -> list[
     """Indices of k rows balancing relevance to the query against similarity to rows already picked."""
     if len(vectors) == 0:
         return []
-    relevance = vectors @ query
+    return mmr_by_relevance(vectors @ query, vectors, k, lambda_)
+
+
+def mmr_by_relevance(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float) -> list[int]:
+    """Maximal marginal relevance with the relevance of each row given (the query is implicit)."""
+    if len(vectors) == 0:
+        return []
     picked: list[int] = [int(np.argmax(relevance))]
     max_sim = vectors @ vectors[picked[0]]
     while len(picked) < min(k, len(vectors)):

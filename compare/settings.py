@@ -70,7 +70,7 @@ class LLMSettings(BaseModel):
     )
     evidence_tokens_per_source: int = Field(
         default=200,
-        ge=50,
+        ge=100,
         description="Evidence shown per source, in tokens: the retrieved chunks' sentences most relevant to "
         "the question, with their articles' fences.",
     )

@@ -65,8 +65,12 @@ def best_threshold(cosines: np.ndarray, related: np.ndarray) -> dict[str, float]
         fpr = float((predicted & ~related).sum() / (~related).sum())
         balanced = (tpr + 1 - fpr) / 2
         if balanced > best.get("balanced_accuracy", -1):
-            best = {"threshold": float(threshold), "balanced_accuracy": round(balanced, 4),
-                    "true_positive_rate": round(tpr, 4), "false_positive_rate": round(fpr, 4)}  # fmt: skip
+            best = {
+                "threshold": float(threshold),
+                "balanced_accuracy": round(balanced, 4),
+                "true_positive_rate": round(tpr, 4),
+                "false_positive_rate": round(fpr, 4),
+            }
     return best
 
 

@@ -179,10 +179,10 @@ needs_llm = pytest.mark.skipif(
 
 @needs_llm
 def test_openai_compatible_backend_estimate_then_run_on_a_loopback_server(services: Any) -> None:
-    """The estimate comes first; on confirmation the map/reduce calls reach the server with the typed key."""
+    """The estimate comes first; on confirmation the call reaches the server with the typed key."""
     services.ingest([str(FIXTURES / "corpus" / "basil_triplet.jsonl")], ReadOptions())
     replies = json.loads((FIXTURES / "llm" / "sestak_replies.json").read_text(encoding="utf-8"))
-    script = [reply(replies["map"][s]) for s in ("fox", "hpo", "nyt")] + [reply(replies["reduce"])]
+    script = [reply(replies["single"])]  # three sources fit one call: no separate map and reduce
     with FakeOpenAIServer(script) as server:
         at = _use_compatible(start(), server.base_url)
         ask(at, "Did the White House act improperly in the Sestak job offer?")
@@ -191,7 +191,7 @@ def test_openai_compatible_backend_estimate_then_run_on_a_loopback_server(servic
         at.button(key="confirm_run").click().run()
         assert not at.exception, at.exception
     assert not at.error, texts(at.error)
-    assert len(server.requests) == 4
+    assert len(server.requests) == 1
     assert {r.headers.get("authorization") for r in server.requests} == {f"Bearer {SECRET}"}
     comparison = at.session_state["comparison"]
     assert sorted(v.source for v in comparison.sources) == ["fox", "hpo", "nyt"]

@@ -8,13 +8,16 @@ Prompt tokens are what a run costs, so every call carries as little as does the 
    corpus), the ones with the strongest best passage are analysed, none scoring more than
    weak_source_margin below the strongest; the rest are left out with a warning naming them.
 2. Evidence, per source. The sentences of its retrieved chunks (sentence_spans, clipped to the chunks) are
-   ranked by their chunk's retrieval score plus their own relevance to the question (cosine with the
-   backend's embedder, when it has one, plus the share of the question's content words they contain), and
-   taken best first, with a small per-article decay so that several articles get a say, until
-   evidence_tokens_per_source is spent, counting each article's fence. When everything retrieved fits, it
-   is all shown. Adjacent sentences merge into passages whose text is read from the stored document by
-   offset; each article is one fence (prompts.EVIDENCE_OPEN/CLOSE with doc_id, source, date, title), with
-   "[…]" between its passages. A call too long for the context budget drops its lowest-ranked sentences.
+   scored by their chunk's retrieval score (averaged with their own cosine with the question when the
+   backend has an embedder), plus the share of the target's content words they contain, plus a little for
+   an article's opening sentence, and taken best first, with a small per-article decay so that several
+   articles get a say, until the source's evidence budget is spent, counting each article's fence
+   (evidence_tokens_per_source; more in a call of few sources: min_evidence_tokens_per_call). When
+   everything retrieved fits, it is all shown; otherwise fragments and sentences far below the best are
+   not used as filler. Adjacent sentences merge into passages whose text is read from the stored document
+   by offset; each article is one fence (prompts.EVIDENCE_OPEN/CLOSE with doc_id, source, date, title),
+   with "[…]" between its passages. A call too long for the context budget drops its lowest-ranked
+   sentences first, never the instructions.
 3. Calls. Sources are analysed in groups of up to sources_per_call per call (SourceAnalysis each: summary,
    stance toward the target, key claims with proposed quotes, positions per article with a quote). When
    one call holds every source (an event's few outlets), the same call also compares them (prompt part
@@ -138,15 +141,21 @@ ARTICLE_DECAY = 0.03
 #: nor fragments shorter than MIN_SENTENCE_TOKENS ('"It...'): filler that costs a fence and says nothing.
 RELEVANCE_WINDOW = 0.3
 MIN_SENTENCE_TOKENS = 4
+#: A source's best sentence, when longer than its whole budget, is cut to fit, but not under this.
+MIN_CUT_TOKENS = 20
 #: Marks text left out between two passages of one article.
 GAP = "\n[…]\n"
-#: Tokens (o200k_base) of one source's compact analysis in the reduce prompt (compact_analysis), median over
-#: the recorded map answers in tests/fixtures/llm, counted with every claim and position the model gave;
-#: tests/test_llm_backend.py recomputes it. The typical reduce prompt is its instructions plus this much per
-#: analysed source (the upper bound takes every map answer at max_output_tokens instead).
-TYPICAL_ANALYSIS_TOKENS = 0
+#: Tokens (o200k_base) of one source's compact analysis in the reduce prompt: the median over every source
+#: analysis in the recorded replies of tests/fixtures/llm (map and single answers), rendered by
+#: compact_analysis with all the claims and positions the model gave, ids <source>-<n>/-p<n> and a dated
+#: position (tests/test_llm_backend.py::test_typical_analysis_size_is_measured_on_recorded_replies recomputes
+#: it). The typical reduce prompt is its instructions plus this per analysed source; the upper bound takes
+#: every map answer at max_output_tokens instead.
+TYPICAL_ANALYSIS_TOKENS = 87
 
 # -- response schemas (flat: strings, lists, enums; converted into compare.types below) ------------------
+# Every field is required: LangChain sends json_schema answers as OpenAI strict structured outputs, which
+# refuse a schema with an optional property.
 
 
 class ProposedQuote(BaseModel):
@@ -155,13 +164,13 @@ class ProposedQuote(BaseModel):
 
 
 class ProposedClaim(BaseModel):
-    id: str = Field(default="", description="<source>-<n>, unique in the answer")
+    id: str = Field(description="<source>-<n>, unique in the answer")
     claim: str = Field(description="the claim in one sentence of your own")
     quotes: list[ProposedQuote] = Field(description="one or two verbatim quotes stating it")
 
 
 class DatedPosition(BaseModel):
-    id: str = Field(default="", description="<source>-p<n>, unique in the answer")
+    id: str = Field(description="<source>-p<n>, unique in the answer")
     doc_id: str = Field(description="doc_id of the article")
     stance: StanceLabel
     position: str = Field(description="the position in a few words")
@@ -171,7 +180,7 @@ class DatedPosition(BaseModel):
 class SourceAnalysis(BaseModel):
     """One source's analysis (an item of MapAnswer and SingleAnswer)."""
 
-    source: str = Field(default="", description="the source's name, as given")
+    source: str = Field(description="the source's name, as given")
     summary: str = Field(description="one to three sentences on how this source tells the story")
     stance: StanceLabel = Field(description="stance toward the target")
     confidence: float = Field(description="0 to 1")
@@ -480,9 +489,10 @@ class Sentence:
 
 
 @lru_cache(maxsize=256)
-def _sentences_of(text: str) -> tuple[list[tuple[int, int]], list[int]]:
-    spans = sentence_spans(text)
-    return spans, [start for start, _ in spans]
+def _sentences_of(text: str) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """Sentence spans of a stored text and their starts (for bisect); a repeated question splits nothing."""
+    spans = tuple(sentence_spans(text))
+    return spans, tuple(start for start, _ in spans)
 
 
 def retrieved_sentences(item: DocumentEvidence, doc: Document | None) -> list[Sentence]:
@@ -491,18 +501,14 @@ def retrieved_sentences(item: DocumentEvidence, doc: Document | None) -> list[Se
     if doc is None:
         return _chunk_sentences(item)
     spans, starts = _sentences_of(doc.text)
-    found: dict[int, list[Any]] = {}  # sentence index -> [start, end, best chunk score]
+    found: dict[int, tuple[int, int, float]] = {}  # sentence index -> start, end, best chunk score
     for hit in item.hits:
         index = max(0, bisect_right(starts, hit.char_start) - 1)
         while index < len(spans) and spans[index][0] < hit.char_end:
             start, end = max(spans[index][0], hit.char_start), min(spans[index][1], hit.char_end)
+            seen = found.get(index, (start, end, hit.score))
             if start < end:
-                entry = found.setdefault(index, [start, end, hit.score])
-                entry[0], entry[1], entry[2] = (
-                    min(entry[0], start),
-                    max(entry[1], end),
-                    max(entry[2], hit.score),
-                )
+                found[index] = (min(seen[0], start), max(seen[1], end), max(seen[2], hit.score))
             index += 1
     sentences = []
     for index in sorted(found):
@@ -607,8 +613,7 @@ def merge_sentences(
     read from the stored document by offset."""
     spans: list[list[Any]] = []  # [start, end, score, text]
     for sentence in sorted(sentences, key=lambda s: s.start):
-        gap = doc.text[spans[-1][1] : sentence.start] if doc is not None and spans else None
-        if spans and doc is not None and (sentence.start <= spans[-1][1] or not (gap or "").strip()):
+        if spans and doc is not None and not doc.text[spans[-1][1] : sentence.start].strip():
             spans[-1][1] = max(spans[-1][1], sentence.end)
             spans[-1][2] = max(spans[-1][2], sentence.score)
             spans[-1][3] = doc.text[spans[-1][0] : spans[-1][1]]
@@ -1061,9 +1066,11 @@ class LLMBackend(Backend):
     def _cut_to_fit(
         self, candidates: Sequence[Sentence], budget: int, headers: Mapping[str, int]
     ) -> list[Sentence]:
-        """The best sentence, cut at a word boundary to fit the budget (one long run-on "sentence")."""
+        """The best sentence, cut at a word boundary to fit the budget (a long run-on "sentence"); never cut
+        under MIN_CUT_TOKENS, even when the article's fence leaves less room (a budget set very low)."""
         best = max(candidates, key=lambda s: s.score)
-        text = self.tokens.prefix(best.text, budget - headers[best.doc_id] - self._gap_tokens)
+        room = budget - headers[best.doc_id] - self._gap_tokens
+        text = self.tokens.prefix(best.text, max(room, MIN_CUT_TOKENS))
         if not text:
             return []
         return [replace(best, end=best.start + len(text), text=text, tokens=self.tokens.text(defang(text)))]
@@ -1089,9 +1096,11 @@ class LLMBackend(Backend):
         messages = render()
         tokens, trimmed = self.tokens.messages(messages), 0
         while tokens > self.budget:
-            ranked = sorted((s.score, source, s) for source in group for s in chosen[source])
+            ranked = sorted(
+                ((source, s) for source in group for s in chosen[source]), key=lambda p: p[1].score
+            )
             freed = 0
-            for _, source, sentence in ranked:
+            for source, sentence in ranked:
                 if freed >= tokens - self.budget:
                     break
                 chosen[source].remove(sentence)

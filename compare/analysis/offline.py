@@ -30,6 +30,7 @@ from compare.analysis.sentiment import stance_toward, tone, tone_label
 from compare.chunking import sentence_spans
 from compare.embedding import Embedder
 from compare.errors import CompareError
+from compare.retrieval import mmr_by_relevance
 from compare.settings import Settings
 from compare.types import (
     Agreement,
@@ -584,22 +585,9 @@ def _summary(sentences: list[Sentence]) -> list[Sentence]:
         return []
     vectors = np.stack([s.vector for s in sentences])
     weights = np.array([s.relevance for s in sentences], dtype=np.float32)
-    picked = mmr_weighted(weights, vectors, SUMMARY_SENTENCES)
+    picked = mmr_by_relevance(weights, vectors, SUMMARY_SENTENCES, 0.6)
     chosen = [sentences[i] for i in picked]
     return sorted(chosen, key=lambda s: (s.date is None, s.date or "", s.doc_id, s.start))
-
-
-def mmr_weighted(relevance: np.ndarray, vectors: np.ndarray, k: int, lambda_: float = 0.6) -> list[int]:
-    """MMR with precomputed relevance scores (the query vector is implicit)."""
-    picked: list[int] = [int(np.argmax(relevance))]
-    max_sim = vectors @ vectors[picked[0]]
-    while len(picked) < min(k, len(vectors)):
-        score = lambda_ * relevance - (1 - lambda_) * max_sim
-        score[picked] = -np.inf
-        best = int(np.argmax(score))
-        picked.append(best)
-        max_sim = np.maximum(max_sim, vectors @ vectors[best])
-    return picked
 
 
 def _best_per_doc(cluster: Cluster, source: str) -> list[Sentence]:

@@ -67,7 +67,9 @@ class CorpusStores:
     def for_case(self, dataset: Dataset, case: Case) -> CorpusStore:
         corpus = dataset.corpus_path(case)
         content = corpus.read_bytes() if corpus is not None else _inline_jsonl(case.inputs.documents or [])
-        origin = str(corpus) if corpus is not None else f"{dataset.path}: case {case.name!r} (inline documents)"
+        origin = (
+            str(corpus) if corpus is not None else f"{dataset.path}: case {case.name!r} (inline documents)"
+        )
         blob = content + json.dumps(self.shape(), sort_keys=True).encode()
         key = hashlib.sha256(blob).hexdigest()[:16]
         if key not in self._open:
@@ -89,14 +91,25 @@ class CorpusStores:
         report = Ingestor(settings, store, self.embedder).run(
             [str(corpus)], ReadOptions(format="jsonl", settings=settings.ingest)
         )
-        stored = sum(1 for item in report.items if item.status in ("added", "unchanged", "replaced", "duplicate"))
+        stored = sum(
+            1 for item in report.items if item.status in ("added", "unchanged", "replaced", "duplicate")
+        )
         if not stored:
             reasons = "; ".join(f"{i.origin}: {i.reason}" for i in report.failed[:3])
-            raise ConfigError(f"corpus {origin}: no document could be stored ({reasons})",
-                              hint="check the JSONL against the corpus schema (id, source, date, text)")  # fmt: skip
+            raise ConfigError(
+                f"corpus {origin}: no document could be stored ({reasons})",
+                hint="check the JSONL against the corpus schema (id, source, date, text)",
+            )
         warnings = [f"not stored: {item.origin}: {item.reason}" for item in report.failed]
         seconds = round(time.perf_counter() - started, 2)
-        record = {"key": key, "origin": origin, "documents": stored, "warnings": warnings, "seconds": seconds,
-                  "shape": self.shape(), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}  # fmt: skip
+        record = {
+            "key": key,
+            "origin": origin,
+            "documents": stored,
+            "warnings": warnings,
+            "seconds": seconds,
+            "shape": self.shape(),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         marker.write_text(json.dumps(record, indent=2), encoding="utf-8")
         return CorpusStore(key, origin, settings, store, stored, warnings, seconds)

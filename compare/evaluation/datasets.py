@@ -50,7 +50,9 @@ class CaseFilters(_Strict):
 
 class CaseInputs(_Strict):
     question: str = Field(min_length=1, description="The question asked of the tool.")
-    target: str | None = Field(default=None, description="What stances are measured toward (default: derived).")
+    target: str | None = Field(
+        default=None, description="What stances are measured toward (default: derived)."
+    )
     k: int | None = Field(default=None, ge=1, le=50, description="Chunks retrieved per source.")
     corpus: str | None = Field(default=None, description="JSONL of articles, relative to the dataset file.")
     documents: list[dict[str, Any]] | None = Field(
@@ -143,7 +145,9 @@ class Suite(BaseModel):
 
 def _read_yaml(path: Path) -> Any:
     if not path.is_file():
-        raise ConfigError(f"{path}: no such file", hint="give a suite or dataset YAML, e.g. eval/suites/smoke.yaml")
+        raise ConfigError(
+            f"{path}: no such file", hint="give a suite or dataset YAML, e.g. eval/suites/smoke.yaml"
+        )
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -152,7 +156,7 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not UTF-8 text", hint="save the file as UTF-8") from exc
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     where = ".".join(str(part) for part in error["loc"])
     if error["type"] == "extra_forbidden":
         return f"unknown key {where!r}"
@@ -178,7 +182,7 @@ def load_dataset(path: Path) -> Dataset:
     """Every case validated; all problems reported at once, each naming the file, the case and the key."""
     path = path.resolve()
     data = _read_yaml(path)
-    description = ""
+    description = name = ""
     if isinstance(data, dict):
         unknown = sorted(set(data) - {"cases", "description", "name"})
         if unknown:
@@ -187,6 +191,7 @@ def load_dataset(path: Path) -> Dataset:
                 hint="a dataset is a list of cases, or a mapping with `cases` and an optional `description`",
             )
         description = str(data.get("description") or "")
+        name = str(data.get("name") or "")
         data = data.get("cases")
     if not isinstance(data, list) or not data:
         raise ConfigError(f"{path}: no cases", hint="list cases, each with name, inputs, expected, metadata")
@@ -197,7 +202,7 @@ def load_dataset(path: Path) -> Dataset:
         if case is not None:
             cases.append(case)
     problems += _name_problems(path, cases)
-    dataset = Dataset(name=path.stem, path=path, description=description, cases=cases)
+    dataset = Dataset(name=name or path.stem, path=path, description=description, cases=cases)
     problems += _corpus_problems(dataset)
     if problems:
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
@@ -227,10 +232,14 @@ def _corpus_problems(dataset: Dataset) -> list[str]:
     for case in dataset.cases:
         corpus = dataset.corpus_path(case)
         if corpus is not None and not corpus.is_file():
-            problems.append(f"{dataset.path}: case {case.name!r}: corpus {case.inputs.corpus!r} not found ({corpus})")
+            problems.append(
+                f"{dataset.path}: case {case.name!r}: corpus {case.inputs.corpus!r} not found ({corpus})"
+            )
         for number, doc in enumerate(case.inputs.documents or [], 1):
             if not isinstance(doc.get("text"), str) or not doc.get("source"):
-                problems.append(f"{dataset.path}: case {case.name!r}: document #{number} needs `source` and `text`")
+                problems.append(
+                    f"{dataset.path}: case {case.name!r}: document #{number} needs `source` and `text`"
+                )
     return problems
 
 

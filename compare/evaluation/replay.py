@@ -4,7 +4,7 @@ A cassette is a JSONL file. Its first line is a header:
     {"cassette": 1, "model": "...", "generator": "synthetic-extractive@1" | null, "note": "..."}
 then one line per answered call:
     {"key": sha256(model + messages), "loose_key": sha256(model + schema + fenced evidence) | null,
-     "schema": "SourceAnalysis", "response": "<JSON text>", "usage": [prompt_tokens, completion_tokens]}
+     "schema": "MapAnswer", "response": "<JSON text>", "usage": [prompt_tokens, completion_tokens]}
 
 `ReplayServer` answers POST /v1/chat/completions from the cassette: first by the exact request (model and
 every message), then by the loose key (the same evidence and answer schema under reworded instructions, so a
@@ -72,8 +72,13 @@ def request_key(model: str, messages: Iterable[Any]) -> str:
     return _hash({"model": model, "messages": message_pairs(messages)})
 
 
+def user_text(messages: Iterable[Any]) -> str:
+    """What the user messages carry: the fenced evidence or analyses (the system message only describes them)."""
+    return "\n".join(content for role, content in message_pairs(messages) if role == "user")
+
+
 def loose_key(model: str, schema: str | None, messages: Iterable[Any]) -> str | None:
-    blocks = [block for _, content in message_pairs(messages) for block in _FENCE.findall(content)]
+    blocks = _FENCE.findall(user_text(messages))
     return _hash({"model": model, "schema": schema, "blocks": sorted(blocks)}) if blocks else None
 
 
@@ -97,8 +102,22 @@ class Entry:
     usage: tuple[int, int]
 
     def line(self) -> str:
-        return json.dumps({"key": self.key, "loose_key": self.loose_key, "schema": self.schema,
-                           "response": self.response, "usage": list(self.usage)}, ensure_ascii=False)  # fmt: skip
+        return json.dumps(
+            {
+                "key": self.key,
+                "loose_key": self.loose_key,
+                "schema": self.schema,
+                "response": self.response,
+                "usage": list(self.usage),
+            },
+            ensure_ascii=False,
+        )
+
+
+def _usage(value: object) -> tuple[int, int]:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    return 0, 0
 
 
 @dataclass
@@ -121,11 +140,18 @@ class Cassette:
             cassette = cls(path, header["model"], header.get("generator"), header.get("note", ""))
             for line in lines[1:]:
                 row = json.loads(line)
-                entry = Entry(row["key"], row.get("loose_key"), row.get("schema"), row["response"],
-                              tuple(row.get("usage", (0, 0))))  # type: ignore[arg-type]  # fmt: skip
+                entry = Entry(
+                    row["key"],
+                    row.get("loose_key"),
+                    row.get("schema"),
+                    row["response"],
+                    _usage(row.get("usage")),
+                )
                 cassette.entries[entry.key] = entry
         except (ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"cassette {path} is not valid ({exc})", hint="re-record it or restore it") from exc
+            raise ConfigError(
+                f"cassette {path} is not valid ({exc})", hint="re-record it or restore it"
+            ) from exc
         return cassette
 
     def by_loose_key(self, key: str | None) -> Entry | None:
@@ -135,8 +161,12 @@ class Cassette:
 
     def save(self, keep: Iterable[str] | None = None) -> None:
         wanted = set(keep) if keep is not None else set(self.entries)
-        header = {"cassette": CASSETTE_VERSION, "model": self.model, "generator": self.generator,
-                  "note": self.note}  # fmt: skip
+        header = {
+            "cassette": CASSETTE_VERSION,
+            "model": self.model,
+            "generator": self.generator,
+            "note": self.note,
+        }
         lines = [json.dumps(header, ensure_ascii=False)]
         lines += [self.entries[k].line() for k in sorted(self.entries) if k in wanted]
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,19 +181,26 @@ class ReplayStats:
     misses: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"hits": self.hits, "loose_hits": self.loose_hits, "generated": self.generated,
-                "misses": self.misses}  # fmt: skip
+        return {
+            "hits": self.hits,
+            "loose_hits": self.loose_hits,
+            "generated": self.generated,
+            "misses": self.misses,
+        }
 
 
 class ReplayServer:
     """`with ReplayServer(cassette) as server:` then backend `openai-compatible:<model>@<server.base_url>`."""
 
-    def __init__(self, cassette: Cassette, responder: Responder | None = None, *, record: bool = False) -> None:
+    def __init__(
+        self, cassette: Cassette, responder: Responder | None = None, *, record: bool = False
+    ) -> None:
         self.cassette = cassette
         self.responder = responder
         self.record = record
         self.stats = ReplayStats()
         self.used: set[str] = set()
+        self.errors: list[str] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -203,7 +240,11 @@ class ReplayServer:
             if entry is not None:
                 self.used.add(entry.key)
                 return entry
-        generated = self.responder(body) if self.responder is not None else None
+        try:
+            generated = self.responder(body) if self.responder is not None else None
+        except Exception as exc:  # a generator bug is one failed call, reported by the backend, not a hang
+            generated = None
+            self.errors.append(f"{type(exc).__name__}: {exc}")
         with self._lock:
             if generated is None:
                 self.stats.misses += 1
@@ -286,11 +327,12 @@ def export_cassette(out: Path, model: str, caches: Iterable[Path], note: str = "
     for cache in caches:
         with closing(sqlite3.connect(cache)) as db:
             rows = db.execute(
-                "SELECT request, response, tokens_in, tokens_out, part FROM responses WHERE model = ?", (model,)
+                "SELECT request, response, tokens_in, tokens_out, part FROM responses WHERE model = ?",
+                (model,),
             ).fetchall()
         for request, response, tokens_in, tokens_out, part in rows:
             messages = json.loads(request)
-            schema = {"map": "SourceAnalysis", "reduce": "CrossSourceAnalysis"}.get(part)
+            schema = {"map": "MapAnswer", "single": "SingleAnswer", "reduce": "CrossSourceAnalysis"}.get(part)
             key = request_key(model, messages)
             loose = loose_key(model, schema, messages)
             cassette.entries[key] = Entry(key, loose, schema, response, (int(tokens_in), int(tokens_out)))
@@ -300,7 +342,9 @@ def export_cassette(out: Path, model: str, caches: Iterable[Path], note: str = "
 
 def _main(argv: list[str]) -> int:
     if len(argv) < 4 or argv[1] != "export":
-        print("usage: python -m compare.evaluation.replay export OUT.jsonl MODEL DATA_DIR...", file=sys.stderr)
+        print(
+            "usage: python -m compare.evaluation.replay export OUT.jsonl MODEL DATA_DIR...", file=sys.stderr
+        )
         return 2
     caches = [p for d in argv[4:] for p in Path(d).rglob("llm-cache.sqlite")]
     count = export_cassette(Path(argv[2]), argv[3], caches)

@@ -65,8 +65,16 @@ METRICS: dict[str, MetricInfo] = {
     "errors": MetricInfo(False, "cases that failed", 0.0),
     "cases": MetricInfo(None, "cases run"),
 }
-HEADLINE = ("quote_validity", "citation_support", "source_coverage", "stance_macro_f1", "shift_recall",
-            "span_recall", "rouge_l", "errors")  # fmt: skip
+HEADLINE = (
+    "quote_validity",
+    "citation_support",
+    "source_coverage",
+    "stance_macro_f1",
+    "shift_recall",
+    "span_recall",
+    "rouge_l",
+    "errors",
+)
 
 
 def check_threshold_names(thresholds: dict[str, float], where: str) -> None:
@@ -74,7 +82,9 @@ def check_threshold_names(thresholds: dict[str, float], where: str) -> None:
         metric = key.split("@", 1)[0]
         if metric not in METRICS or METRICS[metric].higher_is_better is None:
             gated = sorted(k for k, v in METRICS.items() if v.higher_is_better is not None)
-            raise ConfigError(f"{where}: unknown threshold metric {metric!r}", hint=f"use one of {', '.join(gated)}")
+            raise ConfigError(
+                f"{where}: unknown threshold metric {metric!r}", hint=f"use one of {', '.join(gated)}"
+            )
 
 
 def parse_fail_under(items: Sequence[str]) -> dict[str, float]:
@@ -87,7 +97,9 @@ def parse_fail_under(items: Sequence[str]) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep or not key.strip():
-            raise ConfigError(f"--fail-under {item!r} is not metric=value", hint="e.g. --fail-under quote_validity=0.9")
+            raise ConfigError(
+                f"--fail-under {item!r} is not metric=value", hint="e.g. --fail-under quote_validity=0.9"
+            )
     check_threshold_names(parsed, "--fail-under")
     return parsed
 
@@ -133,8 +145,17 @@ def aggregate(results: list[CaseResult]) -> dict[str, Any]:
         "shifts_expected": int(_sum(ok, "shifts_expected")),
         "shifts_found": int(_sum(ok, "shifts_found")),
     }
-    for key in ("source_coverage", "span_precision", "span_recall", "span_base_precision", "span_base_recall",
-                "rouge_l", "summary_cosine", "lead_rouge_l", "lead_cosine"):  # fmt: skip
+    for key in (
+        "source_coverage",
+        "span_precision",
+        "span_recall",
+        "span_base_precision",
+        "span_base_recall",
+        "rouge_l",
+        "summary_cosine",
+        "lead_rouge_l",
+        "lead_cosine",
+    ):
         values[key] = mean(r.metrics.get(key) for r in ok)
     values |= {
         "tokens_in": int(_sum(ok, "tokens_in")),
@@ -179,11 +200,25 @@ def check_thresholds(
             if actual is None:
                 passed, verdict = True, "not measured"
             elif info.higher_is_better:
-                passed, verdict = actual >= limit, f"{actual:.4g} {'>=' if actual >= limit else '<'} floor {limit:g}"
+                passed, verdict = (
+                    actual >= limit,
+                    f"{actual:.4g} {'>=' if actual >= limit else '<'} floor {limit:g}",
+                )
             else:
-                passed, verdict = actual <= limit, f"{actual:.4g} {'<=' if actual <= limit else '>'} ceiling {limit:g}"
-            checks.append({"metric": metric, "column": column, "limit": limit, "actual": actual,
-                           "passed": passed, "verdict": verdict})  # fmt: skip
+                passed, verdict = (
+                    actual <= limit,
+                    f"{actual:.4g} {'<=' if actual <= limit else '>'} ceiling {limit:g}",
+                )
+            checks.append(
+                {
+                    "metric": metric,
+                    "column": column,
+                    "limit": limit,
+                    "actual": actual,
+                    "passed": passed,
+                    "verdict": verdict,
+                }
+            )
     return checks
 
 
@@ -194,9 +229,13 @@ def load_baseline(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"baseline {path}: cannot read it ({exc})", hint="pass a file written by --json") from exc
+        raise ConfigError(
+            f"baseline {path}: cannot read it ({exc})", hint="pass a file written by --json"
+        ) from exc
     if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
-        raise ConfigError(f"baseline {path} is not an eval report", hint="pass a file written by `ncompare eval --json`")
+        raise ConfigError(
+            f"baseline {path} is not an eval report", hint="pass a file written by `ncompare eval --json`"
+        )
     return data
 
 
@@ -215,9 +254,23 @@ def change(metric: str, now: Any, before: Any) -> str | None:
 
 
 # Per-case metrics compared with the baseline (the aggregate names differ for latency).
-CASE_COMPARED = ("quote_validity", "quotes_dropped", "quote_slice_mismatches", "citation_support",
-                 "source_coverage", "stance_macro_f1", "shift_recall", "shift_ordering", "span_precision",
-                 "span_recall", "rouge_l", "summary_cosine", "tokens_in", "tokens_out", "cost_usd")  # fmt: skip
+CASE_COMPARED = (
+    "quote_validity",
+    "quotes_dropped",
+    "quote_slice_mismatches",
+    "citation_support",
+    "source_coverage",
+    "stance_macro_f1",
+    "shift_recall",
+    "shift_ordering",
+    "span_precision",
+    "span_recall",
+    "rouge_l",
+    "summary_cosine",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+)
 
 
 def compare_baseline(report: dict[str, Any], baseline: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -251,8 +304,12 @@ def compare_baseline(report: dict[str, Any], baseline: dict[str, Any], path: Pat
                 for metric in METRICS
                 if (verdict := change(metric, values.get(metric), old_values.get(metric)))
             }
-    return {"path": str(path), "created_at": baseline.get("created_at"), "regressions": regressions,
-            "improvements": improvements}  # fmt: skip
+    return {
+        "path": str(path),
+        "created_at": baseline.get("created_at"),
+        "regressions": regressions,
+        "improvements": improvements,
+    }
 
 
 # -- the JSON report -----------------------------------------------------------------------------------------

@@ -78,7 +78,9 @@ def make_columns(backends: list[str], prompts: list[str]) -> list[Column]:
     labels = [c.label for c in columns]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
-        raise ConfigError(f"two columns would be named {', '.join(duplicates)}", hint="list each backend once")
+        raise ConfigError(
+            f"two columns would be named {', '.join(duplicates)}", hint="list each backend once"
+        )
     return columns
 
 
@@ -142,8 +144,12 @@ def _start_column(column: Column, settings: Settings, options: RunOptions, stack
         responder = synthetic.respond if cassette.generator == synthetic.GENERATOR else None
         server = stack.enter_context(ReplayServer(cassette, responder, record=options.record))
         run.server, run.resolved = server, server.spec
-        run.info["cassette"] = {"path": str(cassette.path), "model": cassette.model,
-                                "generator": cassette.generator, "note": cassette.note}  # fmt: skip
+        run.info["cassette"] = {
+            "path": str(cassette.path),
+            "model": cassette.model,
+            "generator": cassette.generator,
+            "note": cassette.note,
+        }
     if column.prompt is not None:
         from compare.analysis.prompts import load_prompt, prompt_directories
 
@@ -157,7 +163,9 @@ def _start_column(column: Column, settings: Settings, options: RunOptions, stack
 
 def _filters(case: Case) -> Filters:
     f = case.inputs.filters
-    where = {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in f.where.items()}
+    where = {
+        key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in f.where.items()
+    }
     return Filters(sources=f.sources, since=f.since, until=f.until, where=where or None)
 
 
@@ -185,13 +193,23 @@ def evaluate(case: Case, comparison: Comparison, corpus: CorpusStore, embedder: 
     m, d = result.metrics, result.details
 
     validity = quote_validity(comparison, documents)
-    m |= {"quote_validity": validity.validity, "quotes_presented": validity.presented,
-          "quotes_verified": validity.verified, "quotes_repaired": validity.repaired,
-          "quotes_dropped": validity.dropped, "quote_slice_mismatches": validity.slice_mismatches}  # fmt: skip
+    m |= {
+        "quote_validity": validity.validity,
+        "quotes_presented": validity.presented,
+        "quotes_verified": validity.verified,
+        "quotes_repaired": validity.repaired,
+        "quotes_dropped": validity.dropped,
+        "quote_slice_mismatches": validity.slice_mismatches,
+    }
 
-    support = citation_support([(claim, q.text) for claim, q in claim_quote_pairs(comparison)], embedder.embed)
-    m |= {"citation_support": support.rate, "citation_pairs": support.pairs,
-          "citation_mean_cosine": support.mean_cosine}  # fmt: skip
+    support = citation_support(
+        [(claim, q.text) for claim, q in claim_quote_pairs(comparison)], embedder.embed
+    )
+    m |= {
+        "citation_support": support.rate,
+        "citation_pairs": support.pairs,
+        "citation_mean_cosine": support.mean_cosine,
+    }
 
     shown = [v.source for v in comparison.sources]
     m["source_coverage"] = source_coverage(expected.sources, shown)
@@ -220,14 +238,23 @@ def _stance(result: CaseResult, case: Case, comparison: Comparison) -> None:
 def _shifts(result: CaseResult, case: Case, comparison: Comparison) -> None:
     views = shift_views(comparison)
     scores = shift_scores(case.expected.shifts, views)
-    result.metrics |= {"shift_recall": scores.recall, "shift_ordering": scores.ordering,
-                       "shifts_expected": scores.expected, "shifts_matched": scores.matched,
-                       "shifts_found": scores.found}  # fmt: skip
+    result.metrics |= {
+        "shift_recall": scores.recall,
+        "shift_ordering": scores.ordering,
+        "shifts_expected": scores.expected,
+        "shifts_matched": scores.matched,
+        "shifts_found": scores.found,
+    }
     result.details["shifts_found"] = [
-        {"source": v.source, "before_date": v.before.date, "after_date": v.after.date,
-         "before": v.before.text[:200], "after": v.after.text[:200]}
+        {
+            "source": v.source,
+            "before_date": v.before.date,
+            "after_date": v.after.date,
+            "before": v.before.text[:200],
+            "after": v.after.text[:200],
+        }
         for v in views
-    ]  # fmt: skip
+    ]
 
 
 def _spans(
@@ -242,10 +269,15 @@ def _spans(
     docs = sorted({doc_id for doc_id, _, _ in located})
     sentences = [(doc_id, s, e) for doc_id in docs for s, e in sentence_spans(documents[doc_id].text)]
     scores = span_scores(predicted, located, sentences)
-    result.metrics |= {"span_precision": scores.precision, "span_recall": scores.recall,
-                       "span_base_precision": scores.base_precision, "span_base_recall": scores.base_recall,
-                       "spans_expected": len(wanted), "spans_unlocated": len(missing),
-                       "spans_judged_quotes": scores.predicted}  # fmt: skip
+    result.metrics |= {
+        "span_precision": scores.precision,
+        "span_recall": scores.recall,
+        "span_base_precision": scores.base_precision,
+        "span_base_recall": scores.base_recall,
+        "spans_expected": len(wanted),
+        "spans_unlocated": len(missing),
+        "spans_judged_quotes": scores.predicted,
+    }
     result.details["spans_unlocated"] = missing
 
 
@@ -274,8 +306,14 @@ def _summary(
 
 def _cost(result: CaseResult, comparison: Comparison) -> None:
     meta = comparison.meta
-    result.metrics |= {"tokens_in": meta.tokens_in, "tokens_out": meta.tokens_out, "cost_usd": meta.cost_usd,
-                       "latency_s": meta.latency_s, "cached_calls": meta.cached_calls, "error": 0}  # fmt: skip
+    result.metrics |= {
+        "tokens_in": meta.tokens_in,
+        "tokens_out": meta.tokens_out,
+        "cost_usd": meta.cost_usd,
+        "latency_s": meta.latency_s,
+        "cached_calls": meta.cached_calls,
+        "error": 0,
+    }
 
 
 def run_case(
@@ -284,8 +322,9 @@ def run_case(
     started = time.perf_counter()
     inputs = case.inputs
     try:
-        comparison = engine.compare(inputs.question, backend=column.resolved, filters=_filters(case),
-                                    k=inputs.k, target=inputs.target)  # fmt: skip
+        comparison = engine.compare(
+            inputs.question, backend=column.resolved, filters=_filters(case), k=inputs.k, target=inputs.target
+        )
         comparison.meta.backend = column.column.backend  # the suite's name, not the replay server's URL
         result = evaluate(case, comparison, corpus, engine.embedder)
     except CompareError as exc:
@@ -336,8 +375,9 @@ def run_suite(
                 for run in runs:
                     key = (corpus.key, run.column.label)
                     if key not in engines:
-                        column_settings = run.settings.model_copy(update={"data_dir": corpus.settings.data_dir,
-                                                                          "chroma_url": None})  # fmt: skip
+                        column_settings = run.settings.model_copy(
+                            update={"data_dir": corpus.settings.data_dir, "chroma_url": None}
+                        )
                         engines[key] = Engine(column_settings, corpus.store, embedder)
                     result = run_case(dataset, case, run, engines[key], corpus)
                     results.append(result)
@@ -346,10 +386,16 @@ def run_suite(
         for run in runs:
             _finish_column(run, options, results)
     corpora = [
-        {"key": c.key, "origin": c.origin, "documents": c.documents, "warnings": c.warnings,
-         "ingest_seconds": c.seconds, "data_dir": str(c.settings.data_dir)}
+        {
+            "key": c.key,
+            "origin": c.origin,
+            "documents": c.documents,
+            "warnings": c.warnings,
+            "ingest_seconds": c.seconds,
+            "data_dir": str(c.settings.data_dir),
+        }
         for c in stores._open.values()
-    ]  # fmt: skip
+    ]
     return EvalRun(suite, runs, results, corpora, round(time.perf_counter() - started, 2), settings)
 
 
