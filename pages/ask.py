@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from compare.analysis.engine import Engine
 from compare.ingest.readers import ReadOptions
 from compare.render import escape_markdown
 from compare.store import Filters
@@ -165,20 +164,12 @@ def _filters_match(filters: Filters) -> bool:
     return False
 
 
-def _engine(typed_key: str | None) -> Engine:
-    """The shared warm engine; a fresh one when a key was typed, so no cached backend keeps that key."""
-    services = common.services()
-    if typed_key:
-        return Engine(services.settings, services.store, services.embedder)
-    return services.engine
-
-
 def estimate(ask: Ask, typed_key: str | None) -> None:
     with st.spinner("Estimating tokens and cost …"), common.guarded(secret=typed_key):
-        with common.scoped_env({KEY_VARIABLE: typed_key}):
-            result = _engine(typed_key).estimate(
-                ask.question, backend=ask.backend, filters=ask.filters, k=ask.k
-            )
+        # A typed key goes to this one call's backend only: never the environment, a cache or history.
+        result = common.services().engine.estimate(
+            ask.question, backend=ask.backend, filters=ask.filters, k=ask.k, api_key=typed_key
+        )
         st.session_state["pending"] = (ask, result)
 
 
@@ -203,10 +194,9 @@ def pending_run(typed_key: str | None) -> None:
 
 def run(ask: Ask, typed_key: str | None) -> None:
     with st.spinner("Comparing the sources …"), common.guarded(secret=typed_key):
-        with common.scoped_env({KEY_VARIABLE: typed_key}):
-            comparison = _engine(typed_key).compare(
-                ask.question, backend=ask.backend, filters=ask.filters, k=ask.k
-            )
+        comparison = common.services().engine.compare(
+            ask.question, backend=ask.backend, filters=ask.filters, k=ask.k, api_key=typed_key
+        )
         _keep(comparison)
 
 

@@ -6,7 +6,6 @@ Not a page itself (app.py lists the pages). Layout helpers only; the work is don
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -148,26 +147,6 @@ def guarded(*, secret: str | None = None) -> Iterator[None]:
         yield
     except Exception as exc:  # the UI edge: every failure becomes a message, never a crash
         show_error(exc, secret=secret)
-
-
-@contextmanager
-def scoped_env(values: Mapping[str, str | None]) -> Iterator[None]:
-    """Set environment variables for one call and restore them after (for a key typed into the page).
-
-    The process environment is shared by every session of this server: use only for a key the user typed,
-    and only around the one call that needs it.
-    """
-    given = {name: value for name, value in values.items() if value}
-    saved = {name: os.environ.get(name) for name in given}
-    os.environ.update(given)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 # -- ingest with progress ------------------------------------------------------------------------------------

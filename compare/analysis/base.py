@@ -12,6 +12,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from compare.embedding import Embedder
 from compare.errors import ConfigError
@@ -59,7 +60,15 @@ class Backend(ABC):
         return Estimate(self.name, self.model, 0, 0, 0.0, 0, ["runs locally: no tokens, no cost"])
 
 
-BackendFactory = Callable[[str, Settings, Embedder], Backend]
+class BackendFactory(Protocol):
+    """Builds a backend from what follows the spec's prefix. `api_key` is one given for this backend only
+    (e.g. typed into the app); backends without keys ignore it."""
+
+    def __call__(
+        self, rest: str, settings: Settings, embedder: Embedder, api_key: str | None = None
+    ) -> Backend: ...
+
+
 _REGISTRY: dict[str, BackendFactory] = {}
 
 
@@ -85,7 +94,7 @@ _BUILTIN_MODULES = {
 }
 
 
-def get_backend(spec: str, settings: Settings, embedder: Embedder) -> Backend:
+def get_backend(spec: str, settings: Settings, embedder: Embedder, *, api_key: str | None = None) -> Backend:
     prefix, rest = parse_backend_spec(spec)
     if prefix not in _REGISTRY and prefix in _BUILTIN_MODULES:
         importlib.import_module(_BUILTIN_MODULES[prefix])
@@ -95,7 +104,7 @@ def get_backend(spec: str, settings: Settings, embedder: Embedder) -> Backend:
             f"unknown backend {spec!r}",
             hint="use offline, openai:MODEL or openai-compatible:MODEL@http://host:port/v1",
         )
-    return factory(rest, settings, embedder)
+    return factory(rest, settings, embedder, api_key)
 
 
 _QUESTION_LEAD = re.compile(

@@ -33,8 +33,12 @@ class Engine:
         if not isinstance(self.embedder, CachedEmbedder):
             self.embedder = CachedEmbedder(self.embedder)
 
-    def backend(self, spec: str | None = None) -> Backend:
+    def backend(self, spec: str | None = None, *, api_key: str | None = None) -> Backend:
+        """The backend for `spec`, kept warm; with `api_key`, a fresh one that holds that key only for this
+        call (a key typed into the app is never cached, stored or put in the environment)."""
         key = spec or self.settings.backend
+        if api_key:
+            return get_backend(key, self.settings, self.embedder, api_key=api_key)
         if key not in self._backends:
             self._backends[key] = get_backend(key, self.settings, self.embedder)
         return self._backends[key]
@@ -67,10 +71,11 @@ class Engine:
         filters: Filters | None = None,
         k: int | None = None,
         target: str | None = None,
+        api_key: str | None = None,
     ) -> Comparison:
         started = time.perf_counter()
         request = self.request(question, filters=filters, k=k, target=target)
-        comparison = self.backend(backend).compare(request)
+        comparison = self.backend(backend, api_key=api_key).compare(request)
         checked = enforce_quotes(comparison, request)
         meta = checked.meta
         meta.backend = backend or self.settings.backend
@@ -83,8 +88,8 @@ class Engine:
         return checked
 
     def estimate(self, question: str, *, backend: str | None = None, filters: Filters | None = None,
-                 k: int | None = None) -> Estimate:  # fmt: skip
-        return self.backend(backend).estimate(self.request(question, filters=filters, k=k))
+                 k: int | None = None, api_key: str | None = None) -> Estimate:  # fmt: skip
+        return self.backend(backend, api_key=api_key).estimate(self.request(question, filters=filters, k=k))
 
     def retrieve(self, question: str, filters: Filters | None = None, k: int | None = None) -> Retrieved:
         return self.request(question, filters=filters, k=k).retrieved

@@ -374,9 +374,10 @@ def parse_llm_spec(spec: str, settings: Settings) -> LLMTarget:
     )
 
 
-def resolve_api_key(target: LLMTarget) -> str:
-    """OPENAI_API_KEY from the environment; openai-compatible servers get a placeholder when it is unset."""
-    key = os.environ.get(API_KEY_ENV, "").strip()
+def resolve_api_key(target: LLMTarget, given: str | None = None) -> str:
+    """A key given for this backend (typed into the app; never stored), else OPENAI_API_KEY from the
+    environment; openai-compatible servers get a placeholder when neither is set."""
+    key = (given or os.environ.get(API_KEY_ENV, "")).strip()
     if key:
         return key
     if target.provider == "openai-compatible":
@@ -851,8 +852,10 @@ class LLMBackend(Backend):
         *,
         chat_model: BaseChatModel | None = None,
         embedder: Embedder | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.target = target
+        self._api_key = api_key
         self.settings = settings
         self.llm: LLMSettings = settings.llm
         self.name = target.provider
@@ -877,8 +880,10 @@ class LLMBackend(Backend):
         *,
         chat_model: BaseChatModel | None = None,
         embedder: Embedder | None = None,
+        api_key: str | None = None,
     ) -> LLMBackend:
-        return cls(parse_llm_spec(spec, settings), settings, chat_model=chat_model, embedder=embedder)
+        target = parse_llm_spec(spec, settings)
+        return cls(target, settings, chat_model=chat_model, embedder=embedder, api_key=api_key)
 
     @property
     def budget(self) -> int:
@@ -889,7 +894,7 @@ class LLMBackend(Backend):
 
     def compare(self, request: AnalysisRequest) -> Comparison:
         if self._chat is None:
-            resolve_api_key(self.target)  # a missing key fails before any work
+            resolve_api_key(self.target, self._api_key)  # a missing key fails before any work
         ledger = RunLedger(request.documents)
         calls = self.plan_calls(request)
         ledger.warnings += self._plan_notes(calls)
@@ -1352,7 +1357,7 @@ class LLMBackend(Backend):
         if self._chat is None:
             self._chat = ChatOpenAI(
                 model=self.target.model,
-                api_key=SecretStr(resolve_api_key(self.target)),
+                api_key=SecretStr(resolve_api_key(self.target, self._api_key)),
                 base_url=self.target.base_url,
                 temperature=self.llm.temperature,
                 timeout=self.llm.timeout_s,
@@ -1696,13 +1701,15 @@ def _same_span(one: Quote, other: Quote) -> bool:
 
 
 @register_backend("openai")
-def _openai(rest: str, settings: Settings, embedder: Embedder) -> Backend:
-    return LLMBackend.from_spec(f"openai:{rest}", settings, embedder=embedder)
+def _openai(rest: str, settings: Settings, embedder: Embedder, api_key: str | None = None) -> Backend:
+    return LLMBackend.from_spec(f"openai:{rest}", settings, embedder=embedder, api_key=api_key)
 
 
 @register_backend("openai-compatible")
-def _openai_compatible(rest: str, settings: Settings, embedder: Embedder) -> Backend:
-    return LLMBackend.from_spec(f"openai-compatible:{rest}", settings, embedder=embedder)
+def _openai_compatible(
+    rest: str, settings: Settings, embedder: Embedder, api_key: str | None = None
+) -> Backend:
+    return LLMBackend.from_spec(f"openai-compatible:{rest}", settings, embedder=embedder, api_key=api_key)
 
 
 def prompt_token_comparison(

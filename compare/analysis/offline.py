@@ -636,5 +636,5 @@ def _position_by_similarity(
 
 
 @register_backend("offline")
-def _offline(rest: str, settings: Settings, embedder: Embedder) -> Backend:
+def _offline(rest: str, settings: Settings, embedder: Embedder, api_key: str | None = None) -> Backend:
     return OfflineBackend(settings, embedder)
