@@ -543,8 +543,10 @@ def _register_plugins() -> None:
     """Commands that live in their own modules. They import this module for its shared helpers, so they are
     imported here, after everything they use is defined."""
     from compare.cli_eval import eval_command
+    from compare.cli_report import report
 
     app.command("eval")(eval_command)
+    app.command()(report)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from compare.cli import (
+from compare.cli_common import (
     BackendOpt,
     ChromaUrl,
     DataDir,

@@ -579,8 +579,13 @@ class OpenAIEmbedder(Embedder):
 
 
 class CachedEmbedder(Embedder):
-    """Remembers the vectors of the last `max_items` texts. Analysis embeds the same sentences several times
-    (evidence, claim clusters, claim stance, a repeated question); each is computed once. Thread-safe."""
+    """Remembers the vectors of the last `max_items` texts: analysis embeds the same sentences several times
+    (evidence, claim clusters, claim stance); each is computed once. Thread-safe.
+
+    The int8 model quantizes activations per batch, so a text's vector moves slightly (cosine ~0.993) with
+    what it is batched with. A memo kept across questions would make one question's answer depend on the
+    questions before it: the engine clears it per question (`clear`), so the same question always gets the
+    same answer."""
 
     def __init__(self, inner: Embedder, max_items: int = 100_000) -> None:
         self.inner = inner
@@ -613,6 +618,10 @@ class CachedEmbedder(Embedder):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int] | None:
         return self.inner.count_tokens(texts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._memo.clear()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -58,13 +58,10 @@ def test_seed_question_surfaces_both_shifts_with_verified_quotes(seed_comparison
         "decisive victory" in s.before.quote.text and "negotiations" in s.after.quote.text for s in politico
     ), [(s.before.quote.text, s.after.quote.text) for s in politico]
     wapo = [s for s in shifts if s.source.startswith("wapo")]
-    assert any(
-        "reversed" in s.after.quote.text and "longer-range" in s.after.quote.text
-        for s in wapo
-    ), [(s.before.quote.text, s.after.quote.text) for s in wapo]
-    assert all(
-        q.status == "verified" for s in politico + wapo for q in (s.before.quote, s.after.quote)
-    )
+    assert any("reversed" in s.after.quote.text and "longer-range" in s.after.quote.text for s in wapo), [
+        (s.before.quote.text, s.after.quote.text) for s in wapo
+    ]
+    assert all(q.status == "verified" for s in politico + wapo for q in (s.before.quote, s.after.quote))
 
 
 def test_every_presented_quote_slices_the_stored_text(corpus: Services, seed_comparison: Comparison) -> None:
@@ -160,16 +157,22 @@ def test_cli_ask_json_schema_and_stance_pairs(corpus: Services, tmp_path: Path) 
 
     data_dir = str(corpus.settings.data_dir)
     runner = CliRunner()
-    asked = runner.invoke(app, ["ask", "Russia's missile strikes", "--data-dir", data_dir, "-k", "3", "--json"])
+    asked = runner.invoke(
+        app, ["ask", "Russia's missile strikes", "--data-dir", data_dir, "-k", "3", "--json"]
+    )
     assert asked.exit_code == 0, asked.output
     assert Comparison.model_validate(json.loads(asked.stdout)).sources
     shown = runner.invoke(app, ["ask", SEED_QUESTION, "--data-dir", data_dir])
     assert shown.exit_code == 0 and "verified" in shown.stdout
     schema = json.loads(runner.invoke(app, ["schema"]).stdout)
-    assert {"sources", "shifts", "agreements", "differences", "omissions", "meta"} <= set(schema["properties"])
+    assert {"sources", "shifts", "agreements", "differences", "omissions", "meta"} <= set(
+        schema["properties"]
+    )
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(
-        json.dumps({"claim": "Russia fired missiles at Kyiv", "doc_id": "us-gov-2022-10-10-missile-strikes-03"})
+        json.dumps(
+            {"claim": "Russia fired missiles at Kyiv", "doc_id": "us-gov-2022-10-10-missile-strikes-03"}
+        )
         + "\nnot json\n"
     )
     bad = runner.invoke(app, ["stance", "--pairs", str(pairs), "--data-dir", data_dir, "--json"])
@@ -212,3 +215,12 @@ def test_wording_change_names_what_was_added_and_dropped() -> None:
     )
     assert "adds “Patriot”" in change and "“defensive”" in change.split("drops")[1]
     assert "“Ukraine”" not in change
+
+
+def test_an_answer_does_not_depend_on_the_questions_asked_before(corpus: Services) -> None:
+    """The int8 model's vectors move slightly with their batch: nothing may carry over between questions."""
+    engine = corpus.engine
+    first = engine.compare(SEED_QUESTION).model_dump(exclude={"meta"})
+    engine.compare("What weapons did the US send to Ukraine?")
+    engine.compare("Bill Clinton and Joe Sestak")
+    assert engine.compare(SEED_QUESTION).model_dump(exclude={"meta"}) == first

@@ -74,6 +74,7 @@ class Engine:
         api_key: str | None = None,
     ) -> Comparison:
         started = time.perf_counter()
+        self._forget_vectors()
         request = self.request(question, filters=filters, k=k, target=target)
         comparison = self.backend(backend, api_key=api_key).compare(request)
         checked = enforce_quotes(comparison, request)
@@ -86,6 +87,14 @@ class Engine:
         meta.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         checked.filters = _filters_dict(filters or Filters())
         return checked
+
+    def _forget_vectors(self) -> None:
+        """Each question starts from no remembered vectors, so its answer never depends on earlier questions
+        (see CachedEmbedder)."""
+        if isinstance(self.embedder, CachedEmbedder):
+            self.embedder.clear()
+        for backend in self._backends.values():
+            backend.forget()
 
     def estimate(self, question: str, *, backend: str | None = None, filters: Filters | None = None,
                  k: int | None = None, api_key: str | None = None) -> Estimate:  # fmt: skip

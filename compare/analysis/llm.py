@@ -890,6 +890,9 @@ class LLMBackend(Backend):
         """Prompt tokens allowed per call: the context minus the room kept for the answer."""
         return self.llm.context_tokens - self.llm.max_output_tokens
 
+    def forget(self) -> None:
+        self._vectors.clear()
+
     # -- entry points ----------------------------------------------------------------------------------
 
     def compare(self, request: AnalysisRequest) -> Comparison:
@@ -1464,6 +1467,7 @@ class LLMBackend(Backend):
             tokens_in=ledger.tokens_in,
             tokens_out=ledger.tokens_out,
             cost_usd=cost.usd,
+            cached_calls=ledger.cached_calls,
         )
 
     def _warnings(self, ledger: RunLedger) -> list[str]:

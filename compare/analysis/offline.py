@@ -136,6 +136,9 @@ class OfflineBackend(Backend):
         self._claim_model: object | None = None
         self.warnings: list[str] = []
 
+    def forget(self) -> None:
+        self._vectors.clear()
+
     # -- entry point -------------------------------------------------------------------------------------
 
     def compare(self, request: AnalysisRequest) -> Comparison:
