@@ -181,8 +181,8 @@ def measure(embedder: Embedder, sentences: list[str], passages: list[str], repea
 
 
 def peak_rss_mb() -> float:
-    scale = 1 if platform.system() == "Darwin" else 1024  # bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale / 1024
+    per_mb = 1024 * 1024 if platform.system() == "Darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / per_mb
 
 
 def rss_child(count: int) -> None:

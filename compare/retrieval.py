@@ -24,6 +24,10 @@ from compare.types import SearchHit
 POOL_FACTOR = 1.0
 #: A top-up chunk may be this much less similar (cosine) than the weakest chunk of the pool.
 TOP_UP_MARGIN = 0.1
+#: Cosine under which a chunk is not about the question (all-MiniLM-L6-v2): no source is topped up with such
+#: chunks, and a pool that already reaches below it needs no top-up. Calibrated on ../shared/corpus: asked each
+#: event's question, every source covering the event has a chunk at 0.32 or more (median 0.6).
+RELEVANT_FLOOR = 0.3
 
 
 class DocumentEvidence(BaseModel):
@@ -132,7 +136,10 @@ class Retriever:
         hits, vectors = self.store.query_chunks(vector, n=size, filters=config.filters, with_vectors=True)
         stats.queries += 1
         pool = _split_by_source(hits, vectors)
-        if len(hits) >= size:  # fewer hits than asked means the filters matched no more chunks
+        weakest = min((hit.score for hit in hits), default=0.0)
+        # No top-up when the filters matched fewer chunks than asked (the pool holds them all), or when the
+        # pool already reaches down to irrelevant chunks: every chunk left out scores lower still.
+        if len(hits) >= size and weakest > RELEVANT_FLOOR:
             totals = self.store.chunk_totals()
             short = [s for s in sources if len(pool.get(s, ([], None))[0]) < min(k, totals.get(s, k))]
             if short:
@@ -153,7 +160,7 @@ class Retriever:
         """Ids and scores first (cheap); the payload only for chunks nearly as relevant as the pool's weakest,
         so a terse but relevant source gets its say and an off-topic one costs almost nothing."""
         weakest = min((hit.score for hits, _ in pool.values() for hit in hits), default=0.0)
-        floor = weakest - TOP_UP_MARGIN
+        floor = max(weakest - TOP_UP_MARGIN, RELEVANT_FLOOR)
         filters = replace(config.filters, sources=list(short))
         nearest = self.store.nearest_chunk_ids(vector, n=config.k_per_source * len(short), filters=filters)
         stats.queries += 1
