@@ -339,19 +339,34 @@ class Store:
         result = self._docs.get(ids=list(doc_ids), include=["metadatas"])
         return {doc_id: _stored(doc_id, meta) for doc_id, meta in zip(result["ids"], result["metadatas"])}
 
-    def find_by_hash(self, content_hash: str) -> StoredDoc | None:
-        result = self._docs.get(where={"content_hash": content_hash}, include=["metadatas"], limit=1)
-        if not result["ids"]:
-            return None
-        return _stored(result["ids"][0], result["metadatas"][0])
+    def find_by_hashes(self, content_hashes: Sequence[str]) -> dict[str, StoredDoc]:
+        """Stored documents by content hash, in one call (for a window of documents being ingested)."""
+        if not content_hashes:
+            return {}
+        wanted = sorted(set(content_hashes))
+        where = {"content_hash": {"$in": wanted}} if len(wanted) > 1 else {"content_hash": wanted[0]}
+        result = self._docs.get(where=where, include=["metadatas"])
+        found: dict[str, StoredDoc] = {}
+        for doc_id, meta in zip(result["ids"], result["metadatas"]):
+            found.setdefault(str(meta.get("content_hash", "")), _stored(doc_id, meta))
+        return found
 
     def nearest_documents(self, vector: np.ndarray, n: int = 3) -> list[tuple[str, float]]:
         """(doc_id, cosine similarity) of the documents closest to a document vector."""
+        return self.nearest_documents_many(vector[None, :], n)[0]
+
+    def nearest_documents_many(self, vectors: np.ndarray, n: int = 3) -> list[list[tuple[str, float]]]:
+        """For each document vector, the closest stored documents: one query for a whole window."""
         count = self._docs.count()
-        if count == 0:
-            return []
-        result = self._docs.query(query_embeddings=[vector], n_results=min(n, count), include=["distances"])
-        return [(doc_id, 1.0 - dist) for doc_id, dist in zip(result["ids"][0], result["distances"][0])]
+        if count == 0 or len(vectors) == 0:
+            return [[] for _ in range(len(vectors))]
+        result = self._docs.query(
+            query_embeddings=list(vectors), n_results=min(n, count), include=["distances"]
+        )
+        return [
+            [(doc_id, 1.0 - dist) for doc_id, dist in zip(ids, distances)]
+            for ids, distances in zip(result["ids"], result["distances"])
+        ]
 
     def get_document(self, doc_id: str) -> Document | None:
         result = self._docs.get(ids=[doc_id], include=["documents", "metadatas"])

@@ -20,7 +20,7 @@ from compare.ingest.cleaning import RepeatedLines, clean_text
 from compare.ingest.normalize import to_document
 from compare.ingest.readers import RawDocument, ReadOptions, iter_raw
 from compare.settings import Settings
-from compare.store import Store, document_vector
+from compare.store import Store, StoredDoc, document_vector
 from compare.types import Chunk, Document, IngestItemResult, IngestReport, IngestStatus
 
 #: Documents per write transaction. Large enough that length-sorted embedding batches pad little (the
@@ -106,6 +106,7 @@ class Ingestor:
             self.repeated.observe(str(raw.fields.get("source") or ""), raw.text)
         pending = [p for raw in window if (p := self._prepare(raw, record)) is not None]
         stored = self.store.stored([p.doc.id for p in pending])
+        by_hash = self.store.find_by_hashes([p.doc.content_hash for p in pending])
         to_write: list[_Pending] = []
         for item in pending:
             old = stored.get(item.doc.id)
@@ -113,7 +114,7 @@ class Ingestor:
                 record(_result(item.doc, "unchanged", item.warnings, duplicate_of=old.duplicate_of))
                 continue
             item.status = "replaced" if old else "added"
-            self._mark_exact_duplicate(item.doc)
+            self._mark_exact_duplicate(item.doc, by_hash.get(item.doc.content_hash))
             item.chunks = self.chunker.chunk(item.doc.id, item.doc.text)
             to_write.append(item)
         self._embed(to_write)
@@ -157,12 +158,11 @@ class Ingestor:
             warnings.append("no date: kept undated (pass --date or add `date` to its metadata)")
         return _Pending(doc=doc, status="added", warnings=warnings)
 
-    def _mark_exact_duplicate(self, doc: Document) -> None:
+    def _mark_exact_duplicate(self, doc: Document, found: StoredDoc | None) -> None:
+        """`found`: the stored document with the same text, if any (looked up for the whole window)."""
         original_id = self._hashes.get(doc.content_hash)
-        if original_id is None:
-            found = self.store.find_by_hash(doc.content_hash)
-            if found is not None and found.id != doc.id:
-                original_id = found.duplicate_of or found.id
+        if original_id is None and found is not None and found.id != doc.id:
+            original_id = found.duplicate_of or found.id
         if original_id is not None and original_id != doc.id:
             doc.duplicate_of = original_id
         else:
@@ -181,24 +181,25 @@ class Ingestor:
     def _mark_near_duplicates(self, items: list[_Pending]) -> None:
         """Syndicated copies: close document vectors, then word 5-shingle Jaccard above the threshold."""
         threshold = self.settings.ingest.near_duplicate_jaccard
+        embedded = [item for item in items if item.vectors is not None and len(item.vectors)]
+        vectors = [document_vector(item.vectors) for item in embedded if item.vectors is not None]
+        nearest = self.store.nearest_documents_many(np.stack(vectors)) if vectors else []
         earlier: list[tuple[Document, np.ndarray]] = []
-        for item in items:
-            if item.vectors is None or not len(item.vectors):
-                continue
-            vector = document_vector(item.vectors)
+        for item, vector, stored in zip(embedded, vectors, nearest, strict=True):
             if item.doc.duplicate_of is None:
-                item.doc.duplicate_of = self._near_duplicate(item.doc, vector, earlier, threshold)
+                item.doc.duplicate_of = self._near_duplicate(item.doc, vector, stored, earlier, threshold)
             earlier.append((item.doc, vector))
 
     def _near_duplicate(
-        self, doc: Document, vector: np.ndarray, earlier: list[tuple[Document, np.ndarray]], threshold: float
+        self,
+        doc: Document,
+        vector: np.ndarray,
+        stored: list[tuple[str, float]],
+        earlier: list[tuple[Document, np.ndarray]],
+        threshold: float,
     ) -> str | None:
         candidates = [d for d, v in earlier if float(v @ vector) >= NEAR_DUPLICATE_COSINE]
-        stored_ids = [
-            doc_id
-            for doc_id, sim in self.store.nearest_documents(vector, 3)
-            if sim >= NEAR_DUPLICATE_COSINE and doc_id != doc.id
-        ]
+        stored_ids = [doc_id for doc_id, sim in stored if sim >= NEAR_DUPLICATE_COSINE and doc_id != doc.id]
         candidates.extend(self.store.get_documents(stored_ids).values())
         mine = shingles(doc.text)
         for candidate in candidates:
