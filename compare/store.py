@@ -72,15 +72,15 @@ def _document_metadata(doc: Document, n_chunks: int) -> dict[str, MetadataValue]
 
 
 def _chunk_metadata(doc_meta: dict[str, MetadataValue], chunk: Chunk) -> dict[str, MetadataValue]:
-    meta = {k: v for k, v in doc_meta.items() if k not in ("n_chunks", "origin", "ingested_at")}
+    # Chroma stores each metadata key as a row: a chunk carries what filters and hits need, no more.
+    meta = {k: v for k, v in doc_meta.items() if k not in _DOCUMENT_ONLY}
     meta.update(
-        doc_id=chunk.doc_id,
-        chunk_index=chunk.index,
-        char_start=chunk.char_start,
-        char_end=chunk.char_end,
-        n_tokens=chunk.n_tokens,
+        doc_id=chunk.doc_id, chunk_index=chunk.index, char_start=chunk.char_start, char_end=chunk.char_end
     )
     return meta
+
+
+_DOCUMENT_ONLY = frozenset({"n_chunks", "origin", "ingested_at", "content_hash"})
 
 
 def _parse_scalar(value: str) -> list[MetadataValue]:
