@@ -38,8 +38,12 @@ lint: venv
 test: lint
 	$(BIN)/pytest -q
 
+# Benchmarks (not tests): each prints JSON with a baseline measured in the same run. Needs ../shared/corpus.
 bench: venv
+	$(BIN)/python bench/embedder.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/compare.py
+	$(BIN)/python bench/report.py
 
 clean-venv:
 	rm -rf $(VENV)
