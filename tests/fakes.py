@@ -17,7 +17,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -26,6 +25,8 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableMap, RunnablePassthrough
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+
+from compare.evaluation.loopback import LoopbackJSONServer, Response
 
 # -- a fake LangChain chat model ------------------------------------------------------------------------
 
@@ -188,77 +189,42 @@ class FakeOpenAIServer:
         self.max_delay_s = max_delay_s
         self._closing = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-        self._thread.daemon = True
+        self._http = LoopbackJSONServer(self._respond)
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return self._http.base_url
 
     def push(self, *behaviours: Behaviour) -> None:
         with self._lock:
             self.script.extend(behaviours)
 
     def __enter__(self) -> FakeOpenAIServer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def _next(self) -> Behaviour | None:
         with self._lock:
             return self.script.popleft() if self.script else None
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                body = json.loads(raw or b"{}")
-                with server._lock:
-                    server.requests.append(RecordedRequest(self.path, dict(self.headers), body))
-                if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
-                    return
-                behaviour = server._next()
-                if behaviour is None:
-                    self._send(500, {"error": {"message": "FakeOpenAIServer: script exhausted"}})
-                    return
-                if behaviour.delay_s and server._closing.wait(min(behaviour.delay_s, server.max_delay_s)):
-                    return
-                if behaviour.status != 200:
-                    self._send(behaviour.status, behaviour.reply, behaviour.headers)
-                    return
-                self._send(200, completion(body, behaviour), behaviour.headers)
-
-            def _send(self, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(code)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    for key, value in (headers or {}).items():
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-                    pass
-
-        return Handler
+    def _respond(self, path: str, headers: dict[str, str], raw: bytes) -> Response | None:
+        body = json.loads(raw or b"{}")
+        with self._lock:
+            self.requests.append(RecordedRequest(path, headers, body))
+        if not path.rstrip("/").endswith("/chat/completions"):
+            return 404, {"error": {"message": f"no route {path}"}}, {}
+        behaviour = self._next()
+        if behaviour is None:
+            return 500, {"error": {"message": "FakeOpenAIServer: script exhausted"}}, {}
+        if behaviour.delay_s and self._closing.wait(min(behaviour.delay_s, self.max_delay_s)):
+            return None
+        if behaviour.status != 200:
+            return behaviour.status, behaviour.reply, behaviour.headers or {}
+        return 200, completion(body, behaviour), behaviour.headers or {}
 
 
 def completion(request: dict[str, Any], behaviour: Behaviour) -> dict[str, Any]:

@@ -32,12 +32,12 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from compare.analysis.prompts import ANALYSIS_CLOSE, ANALYSIS_OPEN, EVIDENCE_CLOSE, EVIDENCE_OPEN
 from compare.errors import ConfigError
+from compare.evaluation.loopback import LoopbackJSONServer, Response
 
 CASSETTE_VERSION = 1
 _FENCE = re.compile(
@@ -202,28 +202,22 @@ class ReplayServer:
         self.used: set[str] = set()
         self.errors: list[str] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05})
-        self._thread.daemon = True
+        self._http = LoopbackJSONServer(self._respond)
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/v1"
+        return self._http.base_url
 
     @property
     def spec(self) -> str:
         return f"openai-compatible:{self.cassette.model}@{self.base_url}"
 
     def __enter__(self) -> ReplayServer:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def answer(self, body: dict[str, Any]) -> Entry | None:
         """The recorded (or generated) answer to one request body, or None."""
@@ -257,45 +251,19 @@ class ReplayServer:
                 self.used.add(key)
             return entry
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except json.JSONDecodeError:
-                    self._send(400, {"error": {"message": "the request body is not JSON"}})
-                    return
-                if not self.path.rstrip("/").endswith("/chat/completions"):
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
-                    return
-                entry = server.answer(body)
-                if entry is None:
-                    key = request_key(str(body.get("model") or ""), body.get("messages") or [])
-                    message = f"no recorded response for request {key[:12]} in {server.cassette.path}"
-                    self._send(404, {"error": {"message": message, "type": "replay_miss"}})
-                    return
-                self._send(200, completion(body, entry))
-
-            def _send(self, code: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(code)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-        return Handler
+    def _respond(self, path: str, headers: dict[str, str], raw: bytes) -> Response:
+        try:
+            body = json.loads(raw or b"{}")
+        except json.JSONDecodeError:
+            return 400, {"error": {"message": "the request body is not JSON"}}, {}
+        if not path.rstrip("/").endswith("/chat/completions"):
+            return 404, {"error": {"message": f"no route {path}"}}, {}
+        entry = self.answer(body)
+        if entry is None:
+            key = request_key(str(body.get("model") or ""), body.get("messages") or [])
+            message = f"no recorded response for request {key[:12]} in {self.cassette.path}"
+            return 404, {"error": {"message": message, "type": "replay_miss"}}, {}
+        return 200, completion(body, entry), {}
 
 
 def completion(request: dict[str, Any], entry: Entry) -> dict[str, Any]:
