@@ -16,7 +16,6 @@ import argparse
 import json
 import platform
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -28,6 +27,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from memory import peak_rss_mb  # noqa: E402 - bench/memory.py, beside this script
 
 from compare.embedding import (  # noqa: E402
     MAX_SEQ,
@@ -178,18 +179,6 @@ def measure(embedder: Embedder, sentences: list[str], passages: list[str], repea
         "sentences_per_s": round(throughput(embedder.embed, sentences, repeats), 1),
         "passages_per_s": round(throughput(embedder.embed, passages, repeats), 1),
     }
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS. On Linux ru_maxrss survives execve, so a child started by a big parent
-    would report the parent's peak: read VmHWM (reset by exec) instead."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    per_mb = 1024 * 1024 if platform.system() == "Darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / per_mb
 
 
 def rss_child(count: int) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared" / "corpus"
 sys.path.insert(0, str(REPO))
+
+from memory import peak_rss_mb  # noqa: E402 - bench/memory.py, beside this script
 
 
 def corpus_inputs(corpus: Path) -> list[str]:
@@ -48,16 +49,6 @@ def synthetic_jsonl(corpus: Path, target_chunks: int, out: Path, shards: int = 6
     for handle in handles:
         handle.close()
     return [str(path) for path in paths]
-
-
-def peak_rss_mb() -> float:
-    """This process's own peak RSS (VmHWM: unlike ru_maxrss, not inherited from the parent across exec)."""
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_phase(inputs: list[str], data_dir: str) -> dict[str, object]:

@@ -46,15 +46,6 @@ _TOKEN = re.compile(r"\w+")
 # -- walking a comparison --------------------------------------------------------------------------------
 
 
-def presented_quotes(comparison: Comparison) -> list[Quote]:
-    """Every quote the comparison shows, in reading order (a quote shown twice counts twice)."""
-    quotes = [q for v in comparison.sources for q in v.summary_quotes]
-    quotes += [q for v in comparison.sources for c in v.claims for q in c.quotes]
-    quotes += [q for a in comparison.agreements for q in a.quotes]
-    quotes += [q for d in comparison.differences for p in d.positions for q in p.quotes]
-    return quotes + [q for s in comparison.shifts for q in (s.before.quote, s.after.quote)]
-
-
 def claim_quote_pairs(comparison: Comparison) -> list[tuple[str, Quote]]:
     """(claim text, quote) for every quote attached to a claim in words: claims, agreements, differences."""
     pairs = [(c.text, q) for v in comparison.sources for c in v.claims for q in c.quotes]
@@ -91,7 +82,7 @@ def dropped_quotes(meta_quotes: dict[str, int]) -> int:
 
 def quote_validity(comparison: Comparison, documents: dict[str, Document]) -> QuoteValidity:
     """Counts over the presented quotes, each re-checked against the stored text, plus the dropped ones."""
-    quotes = presented_quotes(comparison)
+    quotes = comparison.presented_quotes()
     mismatches = 0
     verified = repaired = 0
     for quote in quotes:

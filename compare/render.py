@@ -13,7 +13,7 @@ import csv
 import html
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlsplit
@@ -185,25 +185,9 @@ def highlight_in_context(document_text: str, start: int, end: int, *, max_chars:
 # -- walking a comparison ---------------------------------------------------------------------------------
 
 
-def iter_quotes(comparison: Comparison) -> Iterator[Quote]:
-    """Every quote presented anywhere in the comparison (may repeat a span)."""
-    for view in comparison.sources:
-        yield from view.summary_quotes
-        for claim in view.claims:
-            yield from claim.quotes
-    for agreement in comparison.agreements:
-        yield from agreement.quotes
-    for difference in comparison.differences:
-        for position in difference.positions:
-            yield from position.quotes
-    for shift in comparison.shifts:
-        yield shift.before.quote
-        yield shift.after.quote
-
-
 def quote_doc_ids(comparison: Comparison) -> list[str]:
     """Ids of the documents the comparison quotes: what to load to show quotes in context."""
-    return sorted({quote.doc_id for quote in iter_quotes(comparison)})
+    return sorted({quote.doc_id for quote in comparison.presented_quotes()})
 
 
 def unique_quotes(quotes: Iterable[Quote]) -> list[Quote]:
@@ -234,7 +218,7 @@ def source_names(comparison: Comparison) -> list[str]:
 def quote_counts(comparison: Comparison, source: str) -> dict[str, int]:
     """Distinct quoted spans of one source, per status."""
     counts = {"verified": 0, "repaired": 0, "unverified": 0}
-    for quote in unique_quotes(q for q in iter_quotes(comparison) if q.source == source):
+    for quote in unique_quotes(q for q in comparison.presented_quotes() if q.source == source):
         counts[quote.status] += 1
     return counts
 

@@ -942,7 +942,7 @@ def _quoted_documents(comparison: Comparison, documents: Mapping[str, Document])
 def _chronology(comparison: Comparison) -> list[tuple[str, str | None, list[Any]]]:
     """(doc_id, date, its quotes) for every document of the sources, in date order."""
     quotes_by_doc: dict[str, list[Any]] = {}
-    for quote in r.unique_quotes(r.iter_quotes(comparison)):
+    for quote in r.unique_quotes(comparison.presented_quotes()):
         if quote.status != "unverified":
             quotes_by_doc.setdefault(quote.doc_id, []).append(quote)
     refs = {ref.doc_id: ref for view in comparison.sources for ref in view.documents}

@@ -7,7 +7,6 @@ once, and the result is grouped by document and ordered by date.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -19,9 +18,6 @@ from compare.embedding import Embedder
 from compare.store import Filters, Store
 from compare.types import SearchHit
 
-#: Pool size as a multiple of k x sources: room for MMR to swap near-duplicates out, while the one query
-#: costs little more than a bare top-k query (the payload, not the search, dominates Chroma's time).
-POOL_FACTOR = 1.0
 #: A top-up chunk may be this much less similar (cosine) than the weakest chunk of the pool.
 TOP_UP_MARGIN = 0.1
 #: Cosine under which a chunk is not about the question (all-MiniLM-L6-v2): no source is topped up with such
@@ -129,10 +125,11 @@ class Retriever:
     def _pool(
         self, vector: np.ndarray, sources: Sequence[str], config: RetrievalSettings, stats: RetrievalStats
     ) -> dict[str, tuple[list[SearchHit], np.ndarray]]:
-        """One query for a pool a little larger than the answer; a second, only for sources the pool left
-        short of k although they hold more chunks (a terse outlet beside a wordy one)."""
+        """One query for k x sources chunks (as many as a bare top-k query: Chroma's time is the payload, not
+        the search); a second, only for sources the pool left short of k although they hold relevant chunks
+        (a terse outlet beside a wordy one). MMR then picks k per source among each source's candidates."""
         k = config.k_per_source
-        size = math.ceil(k * max(1, len(sources)) * POOL_FACTOR)
+        size = k * max(1, len(sources))
         hits, vectors = self.store.query_chunks(vector, n=size, filters=config.filters, with_vectors=True)
         stats.queries += 1
         pool = _split_by_source(hits, vectors)

@@ -351,10 +351,6 @@ class Store:
             found.setdefault(str(meta.get("content_hash", "")), _stored(doc_id, meta))
         return found
 
-    def nearest_documents(self, vector: np.ndarray, n: int = 3) -> list[tuple[str, float]]:
-        """(doc_id, cosine similarity) of the documents closest to a document vector."""
-        return self.nearest_documents_many(vector[None, :], n)[0]
-
     def nearest_documents_many(self, vectors: np.ndarray, n: int = 3) -> list[list[tuple[str, float]]]:
         """For each document vector, the closest stored documents: one query for a whole window."""
         count = self._docs.count()

@@ -246,6 +246,18 @@ class Comparison(BaseModel):
     omissions: list[Omission] = Field(default_factory=list)
     meta: ComparisonMeta
 
+    def presented_quotes(self) -> list[Quote]:
+        """Every quote shown anywhere, per source (summary, then claims), then agreements, differences and
+        shifts; a span shown twice counts twice."""
+        quotes = [q for view in self.sources for q in [*view.summary_quotes, *_claim_quotes(view)]]
+        quotes += [q for agreement in self.agreements for q in agreement.quotes]
+        quotes += [q for difference in self.differences for p in difference.positions for q in p.quotes]
+        return quotes + [q for shift in self.shifts for q in (shift.before.quote, shift.after.quote)]
+
+
+def _claim_quotes(view: SourceView) -> list[Quote]:
+    return [q for claim in view.claims for q in claim.quotes]
+
 
 class ClaimStanceResult(BaseModel):
     """One document's stance toward a claim (agree / disagree / discuss / unrelated), with its evidence."""

@@ -56,10 +56,6 @@ class Backend(ABC):
     def compare(self, request: AnalysisRequest) -> Comparison:
         """Build the comparison; every Quote in it must come from compare.analysis.quotes."""
 
-    def forget(self) -> None:
-        """Drop anything remembered from earlier questions (vectors, scores); the engine calls it per question."""
-        return None  # a stateless backend has nothing to forget
-
     def estimate(self, request: AnalysisRequest) -> Estimate:
         return Estimate(self.name, self.model, 0, 0, 0.0, 0, ["runs locally: no tokens, no cost"])
 

@@ -93,8 +93,6 @@ class Engine:
         (see CachedEmbedder)."""
         if isinstance(self.embedder, CachedEmbedder):
             self.embedder.clear()
-        for backend in self._backends.values():
-            backend.forget()
 
     def estimate(self, question: str, *, backend: str | None = None, filters: Filters | None = None,
                  k: int | None = None, api_key: str | None = None) -> Estimate:  # fmt: skip
@@ -202,11 +200,7 @@ def enforce_quotes(comparison: Comparison, request: AnalysisRequest) -> Comparis
 
 
 def _count_quotes(comparison: Comparison) -> None:
-    quotes = [q for v in comparison.sources for q in v.summary_quotes]
-    quotes += [q for v in comparison.sources for c in v.claims for q in c.quotes]
-    quotes += [q for a in comparison.agreements for q in a.quotes]
-    quotes += [q for d in comparison.differences for p in d.positions for q in p.quotes]
-    quotes += [q for s in comparison.shifts for q in (s.before.quote, s.after.quote)]
+    quotes = comparison.presented_quotes()
     counts = comparison.meta.quotes
     counts["presented"] = len(quotes)
     counts["presented_verified"] = sum(1 for q in quotes if q.status == "verified")

@@ -70,7 +70,6 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any, Literal, TypeVar, cast, get_args
 
-import numpy as np
 import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -95,7 +94,7 @@ from compare.analysis.prompts import (
 )
 from compare.analysis.quotes import QuoteStats, verify_quote
 from compare.chunking import get_encoding, sentence_spans
-from compare.embedding import Embedder
+from compare.embedding import CachedEmbedder, Embedder
 from compare.errors import CompareError, ConfigError, LLMOutputError, ModelError
 from compare.retrieval import DocumentEvidence, Retrieved
 from compare.settings import LLMSettings, Settings
@@ -868,8 +867,12 @@ class LLMBackend(Backend):
         self.prices: PriceTable = load_price_table(self.llm.price_table)
         self.cache = ResponseCache(settings.data_dir / CACHE_FILE) if self.llm.cache else None
         self.embedder = embedder
+        # Sentence vectors are memoised: the engine's memo (cleared per question) when it built this backend,
+        # else one of our own, so a repeated plan of the same question embeds nothing twice.
+        self._memo = (
+            embedder if embedder is None or isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
+        )
         self._chat = chat_model
-        self._vectors: dict[str, np.ndarray] = {}
         self._gap_tokens = self.tokens.text(GAP)
 
     @classmethod
@@ -889,9 +892,6 @@ class LLMBackend(Backend):
     def budget(self) -> int:
         """Prompt tokens allowed per call: the context minus the room kept for the answer."""
         return self.llm.context_tokens - self.llm.max_output_tokens
-
-    def forget(self) -> None:
-        self._vectors.clear()
 
     # -- entry points ----------------------------------------------------------------------------------
 
@@ -1058,18 +1058,11 @@ class LLMBackend(Backend):
         return scored
 
     def _semantic_relevance(self, question: str, texts: Sequence[str]) -> list[float] | None:
-        """Cosine of each text with the question by the backend's embedder (None without one); vectors are
-        kept, so a repeated question or estimate-then-compare embeds nothing twice."""
-        if self.embedder is None or not texts:
+        """Cosine of each text with the question by the backend's embedder (None without one)."""
+        if self._memo is None or not texts:
             return None
-        missing = list(dict.fromkeys(t for t in [question, *texts] if t not in self._vectors))
-        if len(self._vectors) + len(missing) > 20_000:
-            self._vectors.clear()
-            missing = list(dict.fromkeys([question, *texts]))
-        if missing:
-            self._vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
-        query = self._vectors[question]
-        return [float(self._vectors[text] @ query) for text in texts]
+        vectors = self._memo.embed([question, *texts])
+        return [float(vector @ vectors[0]) for vector in vectors[1:]]
 
     def _cut_to_fit(
         self, candidates: Sequence[Sentence], budget: int, headers: Mapping[str, int]

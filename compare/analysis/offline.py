@@ -132,12 +132,8 @@ class OfflineBackend(Backend):
         self.settings = settings
         self.embedder = embedder
         self.model = f"{embedder.name} + vader + claim-stance"
-        self._vectors: dict[tuple[str, int, int], np.ndarray] = {}
         self._claim_model: object | None = None
         self.warnings: list[str] = []
-
-    def forget(self) -> None:
-        self._vectors.clear()
 
     # -- entry point -------------------------------------------------------------------------------------
 
@@ -196,15 +192,11 @@ class OfflineBackend(Backend):
         return _keep_relevant(sentences)
 
     def _embed(self, sentences: Sequence[Sentence]) -> None:
-        missing = [s for s in sentences if (s.doc_id, s.start, s.end) not in self._vectors]
-        if missing:
-            vectors = self.embedder.embed([s.text for s in missing])
-            for sentence, vector in zip(missing, vectors, strict=True):
-                self._vectors[(sentence.doc_id, sentence.start, sentence.end)] = vector
-        for sentence in sentences:
-            sentence.vector = self._vectors[(sentence.doc_id, sentence.start, sentence.end)]
-        if len(self._vectors) > 50_000:
-            self._vectors.clear()
+        # The engine hands backends a memoising embedder: sentences embedded again later (claim stance)
+        # cost nothing, and the memo is cleared per question.
+        vectors = self.embedder.embed([s.text for s in sentences])
+        for sentence, vector in zip(sentences, vectors, strict=True):
+            sentence.vector = vector
 
     # -- positions on claims -----------------------------------------------------------------------------
 

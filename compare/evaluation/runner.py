@@ -32,7 +32,6 @@ from compare.metrics import (
     cosine,
     lead_sentences,
     macro_f1,
-    presented_quotes,
     quote_validity,
     rouge_l,
     shift_scores,
@@ -185,7 +184,7 @@ def _locate(expected: list[tuple[str, str]], documents: dict[str, Document]) -> 
 def evaluate(case: Case, comparison: Comparison, corpus: CorpusStore, embedder: Embedder) -> CaseResult:
     """Every metric the case's expected values allow; None where there is nothing to compare with."""
     expected = case.expected
-    quotes = presented_quotes(comparison)
+    quotes = comparison.presented_quotes()
     wanted = [(q.doc_id, q.text) for q in expected.quotes_should_overlap]
     lead_ids = [v.documents[0].doc_id for v in comparison.sources if v.documents]
     documents = corpus.get_documents([q.doc_id for q in quotes] + [d for d, _ in wanted] + lead_ids)
