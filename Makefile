@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APP_ADDRESS ?= 127.0.0.1
 APP_PORT ?= 8501
 
-.PHONY: run app test venv lint bench clean-venv
+.PHONY: run app test venv lint bench clean-venv stance-model
 
 venv: $(STAMP)
 
@@ -44,6 +44,17 @@ bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/report.py
+
+# The claim-stance cross-encoder (hours on 2 cores; outputs cached under build/): FNC-1 pairs -> passages
+# (project venv) -> fine-tune and export in a separate torch venv -> int8 ONNX, thresholds and measured
+# figures into compare/resources/stance/ (project venv). Needs ../shared/corpus/fnc1_train and fnc1.
+STANCE_EPOCHS ?= 2
+stance-model: venv
+	$(BIN)/python scripts/stance_data.py --out build/stance
+	read -r TRAIN_ENV BASE_MODEL <<< "$$(bash scripts/make_train_env.sh | tail -1)"; \
+	test -f build/stance/model/model.onnx || $$TRAIN_ENV/bin/python scripts/train_stance_model.py \
+		--data build/stance --base $$BASE_MODEL --out build/stance/model --epochs $(STANCE_EPOCHS)
+	$(BIN)/python scripts/build_stance_onnx.py --model build/stance/model --data build/stance
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,23 +12,21 @@ plan -> run -> render:
    computed twice. LLM backends run up to `concurrency` questions in threads (rate-limit backoff is the
    backend's); the offline backend is CPU-bound and keeps per-call state, so it runs one question at a time.
    A failing question is recorded with its error and the run goes on.
-3. **Render.** `report.md`, `report.html` (one self-contained page: inline CSS and SVG, no script), `report.json`
-   (the `Report` model: run metadata + every Comparison) and `comparisons.csv` (question x source). Every
-   string from an article or a model goes through compare.render's escaping.
+3. **Render** (`compare.report_view` -> `compare.report_render`): `report.md`, `report.html` (one
+   self-contained page from the comparison page's templates: inline CSS and SVG, no script), `report.json` (the
+   `Report` model: run metadata + every Comparison) and `comparisons.csv` (question x source).
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import date
@@ -38,10 +36,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from compare import __version__
-from compare import render as r
 from compare.analysis.engine import Engine
 from compare.embedding import CachedEmbedder
 from compare.errors import CompareError, ConfigError
+from compare.report_render import render_csv, render_html, render_markdown
 from compare.report_spec import (
     CorpusSpec,
     ReportSpec,
@@ -50,7 +48,8 @@ from compare.report_spec import (
 )
 from compare.settings import Settings
 from compare.store import Filters, Store, metadata_key
-from compare.types import Comparison, ComparisonMeta, Document, Shift, SourceSummary, SourceView
+from compare.types import Comparison, Document, SourceSummary
+from compare.view import quote_doc_ids
 
 CHECKPOINT_VERSION = 1
 WORK_DIR = ".work"
@@ -63,17 +62,6 @@ _INTERNAL_FIELDS = frozenset(
 LABEL_FIELDS = ("label", "event_title", "main_event", "headline", "storyline_title")
 #: Fields the store keeps for itself: a group_by on them cannot be turned into a filter.
 _UNGROUPABLE = frozenset({"outlet", "title", "url", *_INTERNAL_FIELDS})
-TOP_SHIFTS = 8
-TOP_DISAGREEMENTS = 8
-_POLARITY = {
-    "positive": 1,
-    "agree": 1,
-    "negative": -1,
-    "disagree": -1,
-    "mixed": 0,
-    "neutral": 0,
-    "discuss": 0,
-}
 
 ItemKind = Literal["question", "group", "timeline"]
 
@@ -713,81 +701,6 @@ def estimate_plan(engine: Engine, plan: Plan, work_dir: Path, *, resume: bool) -
     return rows
 
 
-# -- the executive overview ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RankedShift:
-    item: ReportItem
-    shift: Shift
-
-
-Position3 = tuple[str, str, float | None]  # (source, label, confidence)
-
-
-@dataclass(frozen=True)
-class Disagreement:
-    """Sources on opposite or different sides: of a question's overall stance, or of one claim."""
-
-    item: ReportItem
-    kind: Literal["stance", "claim"]
-    claim: str
-    positions: list[Position3]
-    opposed: bool
-    quotes: list[Any] = field(default_factory=list)
-
-
-def biggest_shifts(report: Report, limit: int = TOP_SHIFTS) -> list[RankedShift]:
-    ranked = [RankedShift(res.item, s) for res in report.ok for s in res.comparison.shifts]  # type: ignore[union-attr]
-    return sorted(ranked, key=lambda x: -x.shift.score)[:limit]
-
-
-def disagreements(report: Report, limit: int = TOP_DISAGREEMENTS) -> list[Disagreement]:
-    """Opposed stances first, then claims the sources take opposite or different positions on."""
-    found: list[Disagreement] = []
-    for res in report.ok:
-        comparison = res.comparison
-        assert comparison is not None
-        views = [v for v in comparison.sources if not v.stance.low_confidence and v.stance.label in _POLARITY]
-        labels = {v.stance.label for v in views}
-        if len(labels) > 1:
-            positions: list[Position3] = [(v.source, str(v.stance.label), v.stance.confidence) for v in views]
-            found.append(Disagreement(res.item, "stance", comparison.target, positions, _opposed(labels)))
-        for difference in comparison.differences:
-            quoted = [p for p in difference.positions if p.quotes and p.position in _POLARITY]
-            kinds = {p.position for p in quoted}
-            if len({_POLARITY[k] for k in kinds}) > 1:
-                claim_sides: list[Position3] = [(p.source, str(p.position), None) for p in quoted]
-                quotes = [p.quotes[0] for p in quoted]
-                found.append(
-                    Disagreement(res.item, "claim", difference.claim, claim_sides, _opposed(kinds), quotes)
-                )
-    found.sort(key=lambda d: (not d.opposed, d.kind != "stance", -len(d.positions)))
-    return found[:limit]
-
-
-def _opposed(labels: Iterable[str]) -> bool:
-    polarities = {_POLARITY.get(label, 0) for label in labels}
-    return 1 in polarities and -1 in polarities
-
-
-def stance_overview(report: Report) -> Comparison | None:
-    """Every question's per-source stances on one chart (a synthetic comparison for render.timeline_svg)."""
-    views: list[SourceView] = [
-        v
-        for res in report.ok
-        if res.item.kind != "timeline"
-        for v in res.comparison.sources  # type: ignore[union-attr]
-        if v.first_date or v.last_date
-    ]
-    if len({(v.first_date, v.last_date) for v in views}) < 2:
-        return None
-    meta = ComparisonMeta(
-        backend=report.run.backend, settings_hash=report.run.settings_hash, package_version=__version__
-    )
-    return Comparison(question=report.run.title, target="", sources=views, meta=meta)
-
-
 # -- documents for rendering -----------------------------------------------------------------------------
 
 
@@ -796,7 +709,7 @@ def report_documents(store: Store, report: Report) -> dict[str, Document]:
     ids: set[str] = set()
     for res in report.ok:
         assert res.comparison is not None
-        ids.update(r.quote_doc_ids(res.comparison))
+        ids.update(quote_doc_ids(res.comparison))
         ids.update(ref.doc_id for view in res.comparison.sources for ref in view.documents)
     return store.get_documents(sorted(ids)) if ids else {}
 
@@ -807,492 +720,10 @@ def write_report(report: Report, documents: Mapping[str, Document], out_dir: Pat
         "report.md": render_markdown(report, documents),
         "report.html": render_html(report, documents),
         "report.json": report.model_dump_json(indent=2) + "\n",
-        "comparisons.csv": render_csv(report),
+        "comparisons.csv": render_csv(report, documents),
     }
     paths = []
     for name, text in outputs.items():
         atomic_write(out_dir / name, text)
         paths.append(out_dir / name)
     return paths
-
-
-# -- CSV ---------------------------------------------------------------------------------------------------
-
-CSV_FIELDS = (
-    "question_id",
-    "kind",
-    "group",
-    "question",
-    "status",
-    "error",
-    "source",
-    "outlet",
-    "stance",
-    "stance_target",
-    "confidence",
-    "low_confidence",
-    "quotes_verified",
-    "quotes_repaired",
-    "shifts",
-    "documents",
-    "first_date",
-    "last_date",
-    "from_checkpoint",
-    "backend",
-    "settings_hash",
-    "package_version",
-    "created_at",
-)
-
-
-def csv_rows(report: Report) -> list[dict[str, object]]:
-    """One row per question x source; a failed question is one row with its error and no source."""
-    rows: list[dict[str, object]] = []
-    for res in report.items:
-        common = {
-            "question_id": res.item.id,
-            "kind": res.item.kind,
-            "group": res.item.group or "",
-            "question": res.item.question,
-            "status": res.status,
-            "error": res.error or "",
-            "from_checkpoint": res.from_checkpoint,
-            "backend": report.run.backend,
-            "settings_hash": report.run.settings_hash,
-            "package_version": report.run.package_version,
-        }
-        if res.comparison is None:
-            rows.append({key: common.get(key, "") for key in CSV_FIELDS})
-            continue
-        for row in r.csv_rows(res.comparison):
-            merged = {**row, **common, "created_at": row.get("created_at", "")}
-            rows.append({key: merged.get(key, "") for key in CSV_FIELDS})
-    return rows
-
-
-def render_csv(report: Report) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in csv_rows(report):
-        writer.writerow({key: r.csv_safe(value) for key, value in row.items()})
-    return buffer.getvalue()
-
-
-# -- shared wording -------------------------------------------------------------------------------------
-
-
-def run_facts(report: Report) -> list[tuple[str, str]]:
-    """(label, plain text) rows describing how the report was made."""
-    run = report.run
-    corpus = run.corpus
-    facts = [
-        ("backend", run.backend),
-        ("model", run.model or "—"),
-        ("prompt", run.prompt or "— (no prompt: offline analysis)"),
-        ("settings hash", run.settings_hash),
-        ("chunks per source", str(run.k_per_source)),
-        ("narrative-compare", run.package_version),
-        ("generated", run.created_at),
-        ("spec", f"{run.spec_path} (sha256 {run.spec_hash})"),
-        (
-            "corpus",
-            f"{corpus.documents} documents from {len(corpus.sources)} source(s), "
-            f"{corpus.first_date or 'undated'} – {corpus.last_date or 'undated'} (fingerprint {corpus.fingerprint})",
-        ),
-        (
-            "questions",
-            f"{run.questions}: {run.ok} answered, {run.failed} failed; {run.computed} computed in this run, "
-            f"{run.from_checkpoint} from checkpoints",
-        ),
-        (
-            "tokens",
-            f"{run.tokens_in} in + {run.tokens_out} out (this run: {run.tokens_in_this_run} + "
-            f"{run.tokens_out_this_run}, {run.cached_calls} cached call(s))",
-        ),
-        ("cost", f"${run.cost_usd:.4f} for the report; this run spent ${run.cost_usd_this_run:.4f}"),
-        ("time", f"{run.seconds:.1f} s (concurrency {run.concurrency})"),
-    ]
-    return facts
-
-
-def _stance_text(view: SourceView) -> str:
-    low = "?" if view.stance.low_confidence else ""
-    return f"{view.source}: {view.stance.label}{low} {view.stance.confidence:.2f}"
-
-
-def _item_facts(res: ItemResult) -> list[str]:
-    item = res.item
-    facts = [f"Question: {item.question}"]
-    if res.comparison is not None:
-        facts.append(f"Stance toward: {res.comparison.target}")
-    scope = r.filters_line(Comparison.model_construct(filters=item.filters))
-    if scope:
-        facts.append(f"Filters: {scope}")
-    if res.comparison is not None:
-        facts.append(r.meta_line(res.comparison) + (" · from checkpoint" if res.from_checkpoint else ""))
-    return facts
-
-
-def _quoted_documents(comparison: Comparison, documents: Mapping[str, Document]) -> list[Document]:
-    docs = [documents[i] for i in r.quote_doc_ids(comparison) if i in documents]
-    return sorted(docs, key=lambda d: (d.date or "9999", d.id))
-
-
-def _chronology(comparison: Comparison) -> list[tuple[str, str | None, list[Any]]]:
-    """(doc_id, date, its quotes) for every document of the sources, in date order."""
-    quotes_by_doc: dict[str, list[Any]] = {}
-    for quote in r.unique_quotes(comparison.presented_quotes()):
-        if quote.status != "unverified":
-            quotes_by_doc.setdefault(quote.doc_id, []).append(quote)
-    refs = {ref.doc_id: ref for view in comparison.sources for ref in view.documents}
-    ordered = sorted(refs.values(), key=lambda ref: (ref.date or "9999", ref.doc_id))
-    return [(ref.doc_id, ref.date, quotes_by_doc.get(ref.doc_id, [])[:3]) for ref in ordered]
-
-
-# -- HTML ----------------------------------------------------------------------------------------------
-
-REPORT_CSS = """
-.nc-report header p{max-width:60em}
-.nc-kv{border-collapse:collapse;font-size:.88em}
-.nc-kv th{text-align:left;padding:2px 12px 2px 0;color:#59636e;font-weight:500;vertical-align:top;white-space:nowrap}
-.nc-kv td{padding:2px 0;overflow-wrap:anywhere}
-.nc-toc ol{margin:.3em 0;padding-left:1.6em}
-.nc-toc li{margin:.15em 0}
-.nc-question{margin-top:2.2em;border-top:3px solid #d0d7de}
-.nc-question h2{border-bottom:none;margin-top:.6em}
-.nc-question h3{margin:1.2em 0 .4em;font-size:1.05em}
-.nc-error{color:#a40e26;background:#ffebe9;border:1px solid #ffcecb;border-radius:6px;padding:8px 12px}
-.nc-status-failed{color:#a40e26;font-weight:600}
-.nc-card{border:1px solid #d0d7de;border-radius:8px;padding:8px 12px;margin:.5em 0}
-.nc-chrono td:first-child{white-space:nowrap}
-@media print{
-  .nc-report{max-width:none;padding:0;font-size:10.5pt;color:#000}
-  .nc-question{break-before:page;border-top:none}
-  .nc-source,.nc-shift,.nc-card,.nc-quote,tr,svg{break-inside:avoid}
-  .nc-grid{display:block}.nc-source{margin-bottom:8px}
-  .nc-quote summary{list-style:none}
-  a{color:inherit;text-decoration:underline}
-  .nc-table th{background:#eee!important;-webkit-print-color-adjust:exact;print-color-adjust:exact}
-  .nc-badge,.nc-yes,.nc-no,mark{-webkit-print-color-adjust:exact;print-color-adjust:exact}
-}
-"""
-
-
-def render_html(report: Report, documents: Mapping[str, Document]) -> str:
-    """One self-contained page: inline CSS and SVG, no script, no external resource; all text escaped."""
-    esc = r.esc
-    run = report.run
-    body = [
-        f"<header><h1>{esc(run.title)}</h1>",
-        f"<p>{esc(run.description)}</p>" if run.description else "",
-        f'<div class="nc-meta">{esc(_summary_line(report))}</div></header>',
-        _run_html(report),
-        _toc_html(report),
-        _overview_html(report, documents),
-        *(_section_html(number, res, documents) for number, res in enumerate(report.items, 1)),
-        f'<footer class="nc-meta" style="margin-top:3em">narrative-compare {esc(run.package_version)} · '
-        f"settings {esc(run.settings_hash)} · {esc(run.created_at)}</footer>",
-    ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-        'img-src data:">'
-        f"<title>{esc(run.title)} — narrative-compare report</title>"
-        f"<style>{r.CSS}{REPORT_CSS}</style></head>"
-        f'<body><main class="nc-report">{"".join(body)}</main></body></html>\n'
-    )
-
-
-def _summary_line(report: Report) -> str:
-    run = report.run
-    return (
-        f"{run.questions} question(s), {run.ok} answered, {run.failed} failed · backend {run.backend}"
-        f" · {run.created_at}"
-    )
-
-
-def _run_html(report: Report) -> str:
-    esc = r.esc
-    facts = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in run_facts(report))
-    corpus = report.run.corpus
-    rows = "".join(
-        f"<tr><td>{r.breakable(s.source)}</td><td>{esc(s.outlet or '')}</td><td>{s.documents}</td>"
-        f"<td>{esc(s.first_date or '—')}</td><td>{esc(s.last_date or '—')}</td></tr>"
-        for s in corpus.sources
-    )
-    notes = "".join(f'<p class="nc-meta">Note: {esc(n)}</p>' for n in report.run.notes)
-    return (
-        f'<section id="run"><h2>How this report was made</h2><table class="nc-kv">{facts}</table>'
-        '<h3>Corpus snapshot</h3><table class="nc-table" style="width:auto"><thead><tr><th>source</th>'
-        f"<th>outlet</th><th>documents</th><th>first</th><th>last</th></tr></thead><tbody>{rows}</tbody></table>"
-        f"{notes}</section>"
-    )
-
-
-def _toc_html(report: Report) -> str:
-    esc = r.esc
-    entries = "".join(
-        f'<li><a href="#{esc(res.item.id)}">{esc(res.item.heading)}</a>'
-        + (' <span class="nc-status-failed">failed</span>' if res.status == "failed" else "")
-        + "</li>"
-        for res in report.items
-    )
-    return f'<nav class="nc-toc" id="contents"><h2>Contents</h2><ol>{entries}</ol></nav>'
-
-
-def _overview_html(report: Report, documents: Mapping[str, Document]) -> str:
-    parts = ['<section id="overview"><h2>Executive overview</h2>', _glance_html(report)]
-    chart = stance_overview(report)
-    if chart is not None:
-        parts += ["<h3>Stance per source, question by question</h3>", r.timeline_svg(chart)]
-    parts.append("<h3>Biggest shifts</h3>")
-    shifts = biggest_shifts(report)
-    parts += [_ranked_shift_html(s, documents) for s in shifts] or [
-        '<p class="nc-meta">No shift found in any question.</p>'
-    ]
-    parts.append("<h3>Disagreements</h3>")
-    found = disagreements(report)
-    parts += [_disagreement_html(d, documents) for d in found] or [
-        '<p class="nc-meta">The sources take no opposite or different positions in any question.</p>'
-    ]
-    failed = [res for res in report.items if res.status == "failed"]
-    if failed:
-        parts.append("<h3>Failed questions</h3><ul>")
-        parts += [
-            f'<li><a href="#{r.esc(res.item.id)}">{r.esc(res.item.heading)}</a>: {r.esc(res.error)}</li>'
-            for res in failed
-        ]
-        parts.append("</ul>")
-    return "".join(parts) + "</section>"
-
-
-def _glance_html(report: Report) -> str:
-    esc = r.esc
-    rows = []
-    for number, res in enumerate(report.items, 1):
-        link = f'<a href="#{esc(res.item.id)}">{number}. {esc(res.item.heading)}</a>'
-        if res.comparison is None:
-            rows.append(
-                f'<tr><td>{link}</td><td colspan="3" class="nc-status-failed">failed: '
-                f"{esc(res.error)}</td></tr>"
-            )
-            continue
-        stances = "<br>".join(
-            f"{r.breakable(v.source)} {r.stance_badge_html(v.stance)}" for v in res.comparison.sources
-        )
-        rows.append(
-            f"<tr><td>{link}</td><td>{stances}</td><td>{len(res.comparison.shifts)}</td>"
-            f"<td>{len(res.comparison.differences)}</td></tr>"
-        )
-    return (
-        '<table class="nc-table"><thead><tr><th style="width:40%">question</th><th>stance per source</th>'
-        f"<th>shifts</th><th>differences</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    )
-
-
-def _ranked_shift_html(ranked: RankedShift, documents: Mapping[str, Document]) -> str:
-    item = ranked.item
-    single = Comparison.model_construct(shifts=[ranked.shift])
-    return (
-        f'<div class="nc-card"><div class="nc-meta"><a href="#{r.esc(item.id)}">{r.esc(item.heading)}</a></div>'
-        f"{r.shifts_html(single, documents)}</div>"
-    )
-
-
-def _disagreement_html(found: Disagreement, documents: Mapping[str, Document]) -> str:
-    esc = r.esc
-    what = "overall stance toward" if found.kind == "stance" else "claim"
-    sides = " · ".join(
-        f"{esc(source)} {_label_badge(label)}" + (f" {confidence:.2f}" if confidence is not None else "")
-        for source, label, confidence in found.positions
-    )
-    quotes = "".join(r.quote_html(q, documents) for q in found.quotes)
-    strength = "opposed" if found.opposed else "different"
-    return (
-        f'<div class="nc-card"><div class="nc-meta"><a href="#{esc(found.item.id)}">{esc(found.item.heading)}'
-        f"</a> · {strength}</div><div>{what} “{esc(found.claim)}”</div><div>{sides}</div>{quotes}</div>"
-    )
-
-
-def _label_badge(label: str) -> str:
-    fg, bg = r.STANCE_COLOURS.get(label, r.STANCE_COLOURS["neutral"])
-    return (
-        f'<span class="nc-badge" style="color:{fg};background:{bg}">{r.esc(label.replace("_", " "))}</span>'
-    )
-
-
-def _section_html(number: int, res: ItemResult, documents: Mapping[str, Document]) -> str:
-    esc = r.esc
-    item = res.item
-    classes = "nc-question" + (" nc-timeline-item" if item.kind == "timeline" else "")
-    head = (
-        f'<section class="{classes}" id="{esc(item.id)}" data-status="{res.status}">'
-        f"<h2>{number}. {esc(item.heading)}</h2>"
-        + "".join(f'<div class="nc-meta">{esc(fact)}</div>' for fact in _item_facts(res))
-    )
-    if res.comparison is None:
-        hint = f'<div class="nc-meta">→ {esc(res.hint)}</div>' if res.hint else ""
-        return f'{head}<p class="nc-error">This question failed: {esc(res.error)}</p>{hint}</section>'
-    comparison = res.comparison
-    warnings = "".join(f'<p class="nc-meta">⚠ {esc(w)}</p>' for w in comparison.meta.warnings)
-    parts = [
-        head,
-        warnings,
-        "<h3>Sources side by side</h3>",
-        '<div class="nc-grid">'
-        + "".join(r.source_card_html(v, documents) for v in comparison.sources)
-        + "</div>",
-        "<h3>Change over time</h3>",
-        r.timeline_svg(comparison),
-        r.shifts_html(comparison, documents),
-    ]
-    if item.kind == "timeline":  # one source: nothing to agree or differ with, so its documents instead
-        parts += ["<h3>Document by document</h3>", _chronology_html(comparison, documents)]
-    else:
-        parts += _cross_source_html(comparison, documents)
-    parts += [
-        "<h3>Documents quoted</h3>",
-        _documents_html(_quoted_documents(comparison, documents)),
-        "</section>",
-    ]
-    return "".join(parts)
-
-
-def _cross_source_html(comparison: Comparison, documents: Mapping[str, Document]) -> list[str]:
-    return [
-        "<h3>Agreements</h3>",
-        r.agreements_html(comparison, documents),
-        "<h3>Differences</h3>",
-        r.differences_html(comparison, documents),
-        "<h3>Omissions</h3>",
-        r.omission_matrix_html(comparison),
-    ]
-
-
-def _document_cell(document: Document | None, doc_id: str) -> str:
-    esc = r.esc
-    if document is None:
-        return f"<code>{esc(doc_id)}</code> (no longer in the store)"
-    title = esc(document.title or document.id)
-    url = r.safe_url(document.url)
-    linked = f'<a href="{esc(url)}" rel="noopener noreferrer">{title}</a>' if url else title
-    return f"{linked}<br><code>{esc(document.id)}</code>"
-
-
-def _documents_html(docs: Sequence[Document]) -> str:
-    if not docs:
-        return '<p class="nc-meta">No quote.</p>'
-    rows = "".join(
-        f"<tr><td>{r.esc(d.date or 'undated')}</td><td>{r.breakable(d.source)}</td>"
-        f"<td>{_document_cell(d, d.id)}</td><td>{r.esc(r.safe_url(d.url) or '')}</td></tr>"
-        for d in docs
-    )
-    return (
-        '<table class="nc-table"><thead><tr><th>date</th><th>source</th><th>document</th><th>URL</th></tr>'
-        f"</thead><tbody>{rows}</tbody></table>"
-    )
-
-
-def _chronology_html(comparison: Comparison, documents: Mapping[str, Document]) -> str:
-    rows = "".join(
-        f"<tr><td>{r.esc(day or 'undated')}</td><td>{_document_cell(documents.get(doc_id), doc_id)}</td>"
-        f"<td>{''.join(r.quote_html(q, documents) for q in quotes) or '—'}</td></tr>"
-        for doc_id, day, quotes in _chronology(comparison)
-    )
-    return (
-        '<table class="nc-table nc-chrono"><thead><tr><th>date</th><th style="width:30%">document</th>'
-        f"<th>what it says (verified quotes)</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
-
-
-# -- Markdown -------------------------------------------------------------------------------------------
-
-
-def render_markdown(report: Report, documents: Mapping[str, Document]) -> str:
-    """The report as Markdown; article and model text is escaped so nothing in it renders as markup."""
-    md = r.escape_markdown
-    run = report.run
-    lines = [f"# {md(run.title)}", ""]
-    lines += [md(run.description), ""] if run.description else []
-    lines += ["## How this report was made", ""]
-    lines += [f"- **{label}**: {md(text)}" for label, text in run_facts(report)]
-    lines += ["", "| source | outlet | documents | first | last |", "|---|---|---|---|---|"]
-    lines += [
-        f"| {md(s.source)} | {md(s.outlet or '')} | {s.documents} | {s.first_date or '—'} | {s.last_date or '—'} |"
-        for s in run.corpus.sources
-    ]
-    lines += [""] + [f"Note: {md(note)}" for note in run.notes]
-    lines += ["", *_overview_markdown(report)]
-    for number, res in enumerate(report.items, 1):
-        lines += ["", *_section_markdown(number, res, documents)]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _overview_markdown(report: Report) -> list[str]:
-    md = r.escape_markdown
-    lines = ["## Executive overview", "", "| # | question | stance per source | shifts | differences |"]
-    lines.append("|---|---|---|---|---|")
-    for number, res in enumerate(report.items, 1):
-        if res.comparison is None:
-            lines.append(f"| {number} | {md(res.item.heading)} | **failed**: {md(res.error)} | | |")
-            continue
-        stances = "; ".join(md(_stance_text(v)) for v in res.comparison.sources)
-        lines.append(
-            f"| {number} | {md(res.item.heading)} | {stances} | {len(res.comparison.shifts)} "
-            f"| {len(res.comparison.differences)} |"
-        )
-    lines += ["", "### Biggest shifts", ""]
-    for ranked in biggest_shifts(report):
-        shift = ranked.shift
-        lines.append(
-            f"- {md(ranked.item.id)} **{md(shift.source)}** — {md(shift.description)} (evidence {shift.score:.2f})"
-            f"\n  - before ({shift.before.date or shift.before.quote.date or 'undated'}, {shift.before.stance}): "
-            f"“{md(r.clip(shift.before.quote.text))}” ({shift.before.quote.status})"
-            f"\n  - after ({shift.after.date or shift.after.quote.date or 'undated'}, {shift.after.stance}): "
-            f"“{md(r.clip(shift.after.quote.text))}” ({shift.after.quote.status})"
-        )
-    if not biggest_shifts(report):
-        lines.append("No shift found in any question.")
-    lines += ["", "### Disagreements", ""]
-    for found in disagreements(report):
-        sides = "; ".join(
-            f"{source}: {label}" + (f" {confidence:.2f}" if confidence is not None else "")
-            for source, label, confidence in found.positions
-        )
-        what = "overall stance toward" if found.kind == "stance" else "claim"
-        lines.append(
-            f"- {md(found.item.id)} ({'opposed' if found.opposed else 'different'}) {what} "
-            f"“{md(found.claim)}”: {md(sides)}"
-        )
-    if not disagreements(report):
-        lines.append("The sources take no opposite or different positions in any question.")
-    return lines
-
-
-def _section_markdown(number: int, res: ItemResult, documents: Mapping[str, Document]) -> list[str]:
-    md = r.escape_markdown
-    lines = [f"## {number}. {md(res.item.heading)}", ""]
-    lines += [md(fact) + "  " for fact in _item_facts(res)]
-    if res.comparison is None:
-        lines += ["", f"**This question failed:** {md(res.error)}"]
-        return lines + ([f"→ {md(res.hint)}"] if res.hint else [])
-    body = r.to_markdown(res.comparison, documents).splitlines()
-    start = next((i for i, line in enumerate(body) if line.startswith("## ")), len(body))
-    # compare.render's headings start at "#" for the question: one level down here, under "## N. heading".
-    lines += ["", *(("#" + line) if re.match(r"#{1,5} ", line) else line for line in body[start:])]
-    if res.item.kind == "timeline":
-        lines += ["", "### Document by document", ""]
-        for doc_id, day, quotes in _chronology(res.comparison):
-            title = documents[doc_id].title if doc_id in documents else None
-            lines.append(f"- {day or 'undated'} — {md(title or doc_id)} ({md(doc_id)})")
-            lines += [f"  - “{md(r.clip(q.text))}” ({q.status})" for q in quotes]
-    lines += ["", "### Documents quoted", ""]
-    for doc in _quoted_documents(res.comparison, documents):
-        url = r.safe_url(doc.url)
-        link = f" <{url}>" if url and not re.search(r"[\s<>]", url) else ""
-        lines.append(
-            f"- {doc.date or 'undated'} · {md(doc.source)} · {md(doc.title or doc.id)} ({md(doc.id)}){link}"
-        )
-    return lines

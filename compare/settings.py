@@ -121,6 +121,44 @@ class LLMSettings(BaseModel):
     )
 
 
+class JudgementSettings(BaseModel):
+    """How many claims, documents and claim-passage pairs a comparison judges; bounds its cost."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_claims: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="Claims found in the sources and judged per question (besides the target).",
+    )
+    docs_per_source: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Documents of each source read per claim: those whose sentences are closest to the claim.",
+    )
+    omission_docs: int = Field(
+        default=2,
+        ge=0,
+        le=20,
+        description="Further stored documents of a source read before saying it does not address a claim.",
+    )
+    max_pairs: int = Field(
+        default=64,
+        ge=1,
+        description="Claim-passage pairs the stance model reads per question, at most (claims are dropped "
+        "from the least relevant up, with a warning).",
+    )
+    duplicate_claim_similarity: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Candidate claims at least this similar (cosine) to a chosen one are the same claim "
+        "restated and are not listed again.",
+    )
+
+
 class Settings(BaseSettings):
     """Effective settings. Every field can be set as NCOMPARE_<FIELD> (nested: NCOMPARE_CHUNK__MAX_TOKENS)."""
 
@@ -163,6 +201,9 @@ class Settings(BaseSettings):
     chunk: ChunkSettings = Field(default_factory=ChunkSettings, description="Chunking parameters.")
     llm: LLMSettings = Field(default_factory=LLMSettings, description="LLM backend parameters.")
     ingest: IngestSettings = Field(default_factory=IngestSettings, description="Ingestion limits.")
+    judgement: JudgementSettings = Field(
+        default_factory=JudgementSettings, description="Claims, documents and pairs judged per question."
+    )
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with CLI flags applied; None means 'not given'."""

@@ -1,11 +1,12 @@
-"""Rich terminal views of a Comparison: sources side by side, shifts, agreements, differences, omissions.
+"""Rich terminal layout of a comparison view: the answer, sources side by side, positions on each claim,
+shifts, agreements, differences, omissions and the footer, in the view's order and words.
 
 Every string from an article or a model is escaped before rich sees it, so `[bold]` in an article is text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from rich.columns import Columns
 from rich.console import Console, Group, RenderableType
@@ -14,160 +15,196 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from compare.types import ClaimStanceResult, Comparison, Quote, SourceView, Stance
+from compare.types import ClaimStanceResult, Comparison, Document, Quote
+from compare.view import ComparisonView, build_view
+from compare.view.model import Judgement, OmissionCell, QuoteView, SourceColumn
 
-STANCE_COLOURS = {
-    "positive": "green",
-    "negative": "red",
-    "neutral": "white",
-    "mixed": "yellow",
+#: Colours of judgement and omission states (claim-stance labels for `ncompare stance`).
+STATE_COLOURS = {
+    "backs": "green",
+    "disputes": "red",
+    "reports": "cyan",
     "not_addressed": "dim",
+    "unsure": "dim italic",
+    "addresses": "green",
+    "unknown": "dim italic",
     "agree": "green",
     "disagree": "red",
     "discuss": "cyan",
     "unrelated": "dim",
 }
-STATUS_MARKS = {"verified": "[green]✓ verified[/]", "repaired": "[yellow]~ repaired[/]"}
+STATUS_MARKS = {"verified": "[green]✓ verified[/]", "repaired": "[yellow]≈ repaired[/]"}
 #: Width of one source column; the terminal fits as many side by side as it can.
 COLUMN_WIDTH = 48
 
 
-def stance_badge(stance: Stance) -> str:
-    colour = STANCE_COLOURS.get(stance.label, "white")
-    badge = f"[bold {colour}]{stance.label}[/] {stance.confidence:.2f}"
-    return badge + (" [dim](low confidence)[/]" if stance.low_confidence else "")
-
-
-def quote_line(quote: Quote, *, width: int = 240) -> str:
-    """A quote as it is shown: its stored text, status, source and date, and where it sits."""
+def quote_line(quote: QuoteView, *, width: int = 240) -> str:
+    """A quote as it is shown: its stored text, status, date, and where it sits."""
     text = " ".join(quote.text.split())
     if len(text) > width:
         text = text[: width - 1] + "…"
-    mark = STATUS_MARKS.get(quote.status, "[red]unverified[/]")
-    where = f"{quote.doc_id} [{quote.char_start}:{quote.char_end}]"
-    return f"“{escape(text)}” [dim]{escape(quote.date or 'undated')} · {escape(where)}[/] {mark}"
+    mark = STATUS_MARKS.get(quote.status, "[red]✗ unverified[/]")
+    return f"“{escape(text)}” [dim]{escape(quote.date_text or 'undated')} · {escape(quote.where)}[/] {mark}"
 
 
-def source_panel(view: SourceView) -> Panel:
-    parts: list[RenderableType] = [
-        Text.from_markup(
-            f"{stance_badge(view.stance)} [dim]toward {escape(view.stance.target)}[/]\n"
-            f"[dim]{len(view.documents)} document(s), "
-            f"{escape(view.first_date or 'undated')} → {escape(view.last_date or 'undated')}[/]"
-        )
-    ]
-    if view.summary_quotes:
-        parts.append(Text.from_markup("\n[bold]Summary (verbatim)[/]"))
-        parts.extend(Text.from_markup(f"• {quote_line(q)}") for q in view.summary_quotes)
-    claims = [claim for claim in view.claims if claim.quotes][:4]
-    if claims:
-        parts.append(Text.from_markup("\n[bold]Key claims[/]"))
-        for claim in claims:
-            parts.append(Text.from_markup(f"• {quote_line(claim.quotes[0], width=180)}"))
-    title = f"[bold]{escape(view.outlet or view.source)}[/]"
-    if view.outlet and view.outlet != view.source:
-        title += f" [dim]({escape(view.source)})[/]"
-    return Panel(Group(*parts), title=title, width=COLUMN_WIDTH, border_style="cyan")
+def judgement_markup(judgement: Judgement) -> str:
+    colour = STATE_COLOURS.get(judgement.state, "white")
+    detail = f" [dim]({escape(judgement.detail)})[/]" if judgement.detail else ""
+    return f"[{colour}]{escape(judgement.text)}[/]{detail}"
 
 
-def print_comparison(console: Console, comparison: Comparison) -> None:
-    console.rule(f"[bold]{escape(comparison.question)}")
-    console.print(f"[dim]stance target:[/] {escape(comparison.target)}")
-    console.print(Columns([source_panel(view) for view in comparison.sources], equal=True))
-    _print_shifts(console, comparison)
-    _print_agreements(console, comparison)
-    _print_differences(console, comparison)
-    _print_omissions(console, comparison)
-    _print_meta(console, comparison)
+def omission_markup(cell: OmissionCell) -> str:
+    return f"[{STATE_COLOURS.get(cell.state, 'white')}]{escape(cell.text)}[/]"
 
 
-def _print_shifts(console: Console, comparison: Comparison) -> None:
-    if not comparison.shifts:
-        console.print("\n[dim]No stance shift found in the retrieved passages.[/]")
-        return
-    table = Table(title="Shifts over time", show_lines=True, expand=True)
-    table.add_column("source", ratio=1)
+def source_panel(column: SourceColumn) -> Panel:
+    key = f"{escape(column.key)} · " if column.show_key else ""
+    lines = [f"[dim]{key}{escape(column.documents_text)}, {escape(column.dates_text)}[/]"]
+    if column.position is not None:
+        lines.append(f"Position: {judgement_markup(column.position)}")
+        lines += [f"  {quote_line(column.position.quote, width=180)}"] if column.position.quote else []
+    lines.append(f"[dim]{escape(column.tone_text)}[/]")
+    parts: list[RenderableType] = [Text.from_markup("\n".join(lines))]
+    if column.summary:
+        parts.append(Text.from_markup(f"\n{escape(column.summary)}"))
+    if column.quotes:
+        parts.append(Text.from_markup("\n[bold]Key quotes[/]"))
+        parts.extend(Text.from_markup(f"• {quote_line(q, width=180)}") for q in column.quotes)
+    title = f"[bold]{escape(column.name)}[/]" + (
+        f" [dim]({escape(column.key)})[/]" if column.show_key else ""
+    )
+    return Panel(Group(*parts), title=title, width=COLUMN_WIDTH, border_style=column.colour)
+
+
+def print_comparison(
+    console: Console, comparison: Comparison, documents: Mapping[str, Document] | None = None
+) -> None:
+    print_view(console, build_view(comparison, documents))
+
+
+def print_view(console: Console, view: ComparisonView) -> None:
+    console.rule(f"[bold]{escape(view.question)}")
+    console.print(f"[dim]{escape(view.target_line)}[/]")
+    for section in view.sections:
+        console.print(f"\n[bold underline]{escape(section.title)}[/]")
+        if section.note:
+            console.print(f"[dim]{escape(section.note)}[/]")
+        if section.empty:
+            console.print(f"[dim]{escape(section.empty)}[/]")
+        else:
+            _SECTIONS[section.key](console, view)
+    _print_footer(console, view)
+
+
+def _print_answer(console: Console, view: ComparisonView) -> None:
+    for line in view.answer:
+        console.print(escape(line.text))
+        for quote in line.quotes:
+            console.print(f"  [dim]↳[/] {quote_line(quote, width=160)}")
+
+
+def _print_sources(console: Console, view: ComparisonView) -> None:
+    console.print(Columns([source_panel(column) for column in view.columns], equal=True))
+
+
+def _print_claims(console: Console, view: ComparisonView) -> None:
+    table = _matrix(view.columns, show_lines=True)
+    for row in view.claims:
+        claim = f"[dim]{escape(row.heading)}[/]\n{escape(_short(row.text))}"
+        cells = [
+            judgement_markup(cell) + (f"\n{quote_line(cell.quote, width=120)}" if cell.quote else "")
+            for cell in row.cells
+        ]
+        table.add_row(claim, *cells)
+    console.print(table)
+
+
+def _print_shifts(console: Console, view: ComparisonView) -> None:
+    table = Table(show_lines=True, expand=True)
+    table.add_column("what changed", ratio=3)
     table.add_column("before", ratio=3)
     table.add_column("after", ratio=3)
-    table.add_column("what changed", ratio=2)
-    for shift in comparison.shifts:
+    for shift in view.shifts:
+        meta = " · ".join(x for x in (shift.kind_text, shift.confidence_text) if x)
         table.add_row(
-            escape(shift.source),
-            _point(shift.before.stance, shift.before.quote),
-            _point(shift.after.stance, shift.after.quote),
-            escape(shift.description),
+            f"[bold]{escape(shift.name)}[/] {escape(shift.sentence)}\n[dim]{escape(meta)}[/]",
+            *(
+                f"[dim]{escape(end.words)}[/] {quote_line(end.quote, width=200)}"
+                for end in (shift.before, shift.after)
+            ),
         )
     console.print(table)
 
 
-def _point(stance: str, quote: Quote) -> str:
-    colour = STANCE_COLOURS.get(stance, "white")
-    return f"[{colour}]{escape(stance)}[/] {quote_line(quote, width=200)}"
-
-
-def _print_agreements(console: Console, comparison: Comparison) -> None:
-    if not comparison.agreements:
-        return
-    table = Table(title="Agreements", show_lines=True, expand=True)
+def _print_agreements(console: Console, view: ComparisonView) -> None:
+    table = Table(show_lines=True, expand=True)
     table.add_column("claim", ratio=2)
     table.add_column("sources", ratio=1)
     table.add_column("quotes", ratio=3)
-    for agreement in comparison.agreements:
+    for agreement in view.agreements:
+        confidence = f"\n[dim]{agreement.confidence_text}[/]" if agreement.confidence_text else ""
         table.add_row(
-            escape(_short(agreement.claim)),
-            escape(", ".join(agreement.sources)),
-            "\n".join(f"[bold]{escape(q.source)}[/]: {quote_line(q, width=140)}" for q in agreement.quotes),
+            escape(_short(agreement.claim)) + confidence,
+            escape(agreement.sources_text),
+            "\n".join(
+                f"[bold]{escape(q.source_name)}[/]: {quote_line(q, width=140)}" for q in agreement.quotes
+            ),
         )
     console.print(table)
 
 
-def _print_differences(console: Console, comparison: Comparison) -> None:
-    if not comparison.differences:
-        return
-    table = Table(title="Differences", show_lines=True, expand=True)
+def _print_differences(console: Console, view: ComparisonView) -> None:
+    table = Table(show_lines=True, expand=True)
     table.add_column("claim", ratio=2)
     table.add_column("positions", ratio=4)
-    for difference in comparison.differences:
+    for difference in view.differences:
+        meta = " · ".join(x for x in (difference.strength_text, difference.confidence_text) if x)
         lines = []
-        for position in difference.positions:
-            colour = STANCE_COLOURS.get(position.position, "white")
-            quote = f" {quote_line(position.quotes[0], width=140)}" if position.quotes else ""
-            lines.append(f"[bold]{escape(position.source)}[/]: [{colour}]{position.position}[/]{quote}")
-        table.add_row(escape(_short(difference.claim)), "\n".join(lines))
+        for side in difference.sides:
+            colour = STATE_COLOURS.get(side.state, "white")
+            quote = f" {quote_line(side.quotes[0], width=140)}" if side.quotes else ""
+            lines.append(f"[bold]{escape(side.name)}[/]: [{colour}]{escape(side.words)}[/]{quote}")
+        table.add_row(f"{escape(_short(difference.claim))}\n[dim]{escape(meta)}[/]", "\n".join(lines))
     console.print(table)
 
 
-def _print_omissions(console: Console, comparison: Comparison) -> None:
-    if not comparison.omissions:
-        return
-    sources = [view.source for view in comparison.sources]
-    table = Table(title="Omissions (✓ reports the claim, · does not)", expand=True)
+def _print_omissions(console: Console, view: ComparisonView) -> None:
+    table = _matrix(view.columns)
+    for row in view.omissions:
+        table.add_row(escape(_short(row.claim)), *(omission_markup(cell) for cell in row.cells))
+    console.print(table)
+
+
+def _matrix(columns: Sequence[SourceColumn], *, show_lines: bool = False) -> Table:
+    table = Table(expand=True, show_lines=show_lines)
     table.add_column("claim", ratio=3)
-    for source in sources:
-        table.add_column(escape(source), justify="center", ratio=1)
-    for omission in comparison.omissions:
-        marks = ["[green]✓[/]" if s in omission.reported_by else "[dim]·[/]" for s in sources]
-        table.add_row(escape(_short(omission.claim)), *marks)
-    console.print(table)
+    for column in columns:
+        table.add_column(escape(column.name), justify="center", ratio=2)
+    return table
 
 
-def _print_meta(console: Console, comparison: Comparison) -> None:
-    meta = comparison.meta
-    quotes = meta.quotes
-    line = (
-        f"backend {escape(meta.backend)} · model {escape(meta.model or '-')} · "
-        f"{quotes.get('presented', 0)} quotes shown ({quotes.get('presented_verified', 0)} verified, "
-        f"{quotes.get('presented_repaired', 0)} repaired)"
-    )
-    dropped = sum(v for k, v in quotes.items() if k.startswith(("unverified", "dropped")))
-    if dropped:
-        line += f" · {dropped} unverifiable quote(s) dropped"
-    if meta.tokens_in or meta.tokens_out:
-        line += f" · tokens {meta.tokens_in} in / {meta.tokens_out} out · ${meta.cost_usd:.4f}"
-    line += f" · {meta.latency_s:.2f} s · settings {meta.settings_hash}"
-    console.print(f"\n[dim]{line}[/]")
-    for warning in meta.warnings:
+def _print_footer(console: Console, view: ComparisonView) -> None:
+    footer = view.footer
+    console.print(f"\n[dim]{escape(footer.meta_line)} · {escape(footer.quotes_line)}[/]")
+    if footer.filters_line:
+        console.print(f"[dim]filters: {escape(footer.filters_line)}[/]")
+    if footer.missing_sources:
+        console.print(
+            f"[dim]No passage matched the question in: {escape(', '.join(footer.missing_sources))}[/]"
+        )
+    for warning in footer.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+_SECTIONS: dict[str, Callable[[Console, ComparisonView], None]] = {
+    "answer": _print_answer,
+    "sources": _print_sources,
+    "claims": _print_claims,
+    "time": _print_shifts,
+    "agreements": _print_agreements,
+    "differences": _print_differences,
+    "omissions": _print_omissions,
+}
 
 
 def _short(text: str, width: int = 220) -> str:
@@ -175,15 +212,23 @@ def _short(text: str, width: int = 220) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def _claim_quote_line(quote: Quote) -> str:
+    text = " ".join(quote.text.split())
+    text = text if len(text) <= 260 else text[:259] + "…"
+    mark = STATUS_MARKS.get(quote.status, "[red]✗ unverified[/]")
+    return f"“{escape(text)}” [dim]{escape(quote.date or 'undated')} · {escape(quote.doc_id)}[/] {mark}"
+
+
 def print_claim_stances(console: Console, claim: str, rows: Sequence[ClaimStanceResult]) -> None:
+    """`ncompare stance`: one document per row (agree / disagree / discuss / unrelated), with its evidence."""
     table = Table(title=f"Stance toward: {escape(claim)}", show_lines=True, expand=True)
     table.add_column("source", ratio=1)
     table.add_column("date", ratio=1)
     table.add_column("stance", ratio=1)
     table.add_column("evidence", ratio=5)
     for row in rows:
-        colour = STANCE_COLOURS.get(row.label, "white")
-        evidence = quote_line(row.evidence, width=260) if row.evidence else "[dim]-[/]"
+        colour = STATE_COLOURS.get(row.label, "white")
+        evidence = _claim_quote_line(row.evidence) if row.evidence else "[dim]-[/]"
         table.add_row(
             escape(row.source),
             escape(row.date or "undated"),

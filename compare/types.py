@@ -136,10 +136,20 @@ class Quote(BaseModel):
 
 StanceLabel = Literal["positive", "negative", "neutral", "mixed", "not_addressed"]
 ClaimStanceLabel = Literal["agree", "disagree", "discuss", "unrelated"]
+#: A source's position toward a claim, in a reader's words: it backs the claim, disputes it, reports it
+#: without taking a side, or does not address it at all.
+PositionLabel = Literal["backs", "disputes", "reports", "not_addressed"]
+POSITION_OF_STANCE: dict[str, PositionLabel] = {
+    "agree": "backs",
+    "disagree": "disputes",
+    "discuss": "reports",
+    "unrelated": "not_addressed",
+}
 
 
 class Stance(BaseModel):
-    """A stance is always toward a stated target; low confidence is shown as such, not as a guess."""
+    """Tone toward a stated target (lexicon-based): shown as tone, never as a position. Low confidence is
+    shown as such, not as a guess."""
 
     label: StanceLabel
     target: str = Field(description="What the stance is about, e.g. 'US military aid to Ukraine'.")
@@ -167,6 +177,59 @@ class Claim(BaseModel):
     quotes: list[Quote] = Field(default_factory=list)
 
 
+class DatedPosition(BaseModel):
+    """A source's position in one of its documents."""
+
+    date: str | None
+    doc_id: str
+    label: PositionLabel
+    confidence: float = Field(ge=0, le=1)
+    sure: bool = True
+    quote: Quote | None = None
+
+
+class SourcePosition(BaseModel):
+    """One source's position toward one claim, with its calibrated confidence and the sentence that shows it.
+    `sure` is False when the confidence is under the label's measured threshold: shown as "not enough
+    evidence", never as the label."""
+
+    source: str
+    label: PositionLabel
+    confidence: float = Field(ge=0, le=1, description="Calibrated probability of `label`.")
+    sure: bool = Field(default=True, description="Confidence at or above the label's measured threshold.")
+    quote: Quote | None = Field(default=None, description="The sentence that shows the position, verified.")
+    doc_id: str | None = None
+    date: str | None = None
+    checked_documents: int = Field(
+        default=0, description="Stored documents of the source read for this claim (not only retrieved ones)."
+    )
+    by_date: list[DatedPosition] = Field(
+        default_factory=list, description="The position in each dated document read, oldest first."
+    )
+
+
+class ClaimJudgement(BaseModel):
+    """A claim (a statement sources can be measured against) and every source's position toward it."""
+
+    id: str = Field(description="'target' for the question's own proposition, else c1, c2, ...")
+    text: str
+    is_target: bool = Field(
+        default=False, description="The question's proposition, not a claim found in text."
+    )
+    origin: Quote | None = Field(default=None, description="Where the claim is stated (None for the target).")
+    positions: list[SourcePosition] = Field(default_factory=list)
+
+    def position(self, source: str) -> SourcePosition | None:
+        return next((p for p in self.positions if p.source == source), None)
+
+
+class AnswerSentence(BaseModel):
+    """One sentence of the answer at the top, built from judgements; every clause rests on its quotes."""
+
+    text: str
+    quotes: list[Quote] = Field(default_factory=list)
+
+
 class SourceView(BaseModel):
     source: str
     outlet: str | None = None
@@ -175,13 +238,18 @@ class SourceView(BaseModel):
     last_date: str | None = None
     summary: str = Field(default="", description="Per-source summary; offline: made of verified quotes.")
     summary_quotes: list[Quote] = Field(default_factory=list)
-    stance: Stance
+    stance: Stance = Field(
+        description="Tone toward the target (lexicon), shown as tone, never as a position."
+    )
+    position: SourcePosition | None = Field(
+        default=None, description="Position toward the question's proposition, when the question states one."
+    )
     claims: list[Claim] = Field(default_factory=list)
 
 
 class ShiftPoint(BaseModel):
     date: str | None
-    stance: StanceLabel | ClaimStanceLabel
+    stance: PositionLabel | StanceLabel | ClaimStanceLabel
     quote: Quote
 
 
@@ -192,30 +260,53 @@ class Shift(BaseModel):
     after: ShiftPoint
     description: str = Field(description="One line: what changed.")
     cues: list[str] = Field(default_factory=list, description="Change cue phrases found, e.g. 'no longer'.")
-    score: float = Field(default=0.0, description="Strength of the evidence for the shift, 0..1.")
+    score: float = Field(
+        default=0.0, description="Confidence in the shift, 0..1 (calibrated for 'position')."
+    )
+    kind: Literal["position", "reported"] = Field(
+        default="position",
+        description="position: the source's position on the claim changed between its documents; reported: "
+        "a document states that a position changed ('reversed', 'a shift from X to Y').",
+    )
+    claim_id: str | None = Field(default=None, description="The claim the position moved on, if one.")
 
 
 class Agreement(BaseModel):
+    """Two or more sources back the claim."""
+
     claim: str
     sources: list[str]
     quotes: list[Quote]
+    claim_id: str | None = None
+    confidence: float = Field(default=0.0, ge=0, le=1)
 
 
 class Position(BaseModel):
     source: str
-    position: ClaimStanceLabel | StanceLabel
+    position: PositionLabel | ClaimStanceLabel | StanceLabel
     quotes: list[Quote] = Field(default_factory=list)
+    confidence: float = Field(default=0.0, ge=0, le=1)
 
 
 class Difference(BaseModel):
+    """Sources take different positions on one claim: strong when one backs and another disputes it, weak
+    when one takes a side and another only reports it."""
+
     claim: str
     positions: list[Position]
+    claim_id: str | None = None
+    strength: Literal["strong", "weak"] = "strong"
+    confidence: float = Field(default=0.0, ge=0, le=1)
 
 
 class Omission(BaseModel):
+    """Sources whose stored documents (not only the retrieved passages) do not address the claim."""
+
     claim: str
     reported_by: list[str]
     not_reported_by: list[str]
+    claim_id: str | None = None
+    confidence: float = Field(default=0.0, ge=0, le=1)
 
 
 class ComparisonMeta(BaseModel):
@@ -238,7 +329,15 @@ class ComparisonMeta(BaseModel):
 class Comparison(BaseModel):
     question: str
     target: str = Field(description="The subject every stance is measured toward.")
+    target_is_proposition: bool = Field(
+        default=False,
+        description="The target is a statement sources can back or dispute; otherwise a topic (no position).",
+    )
     filters: dict[str, object] = Field(default_factory=dict)
+    answer: list[AnswerSentence] = Field(default_factory=list, description="Two to four sentences, first.")
+    claims: list[ClaimJudgement] = Field(
+        default_factory=list, description="Claims and every source's position toward each (target first)."
+    )
     sources: list[SourceView] = Field(default_factory=list)
     shifts: list[Shift] = Field(default_factory=list)
     agreements: list[Agreement] = Field(default_factory=list)
@@ -249,7 +348,9 @@ class Comparison(BaseModel):
     def presented_quotes(self) -> list[Quote]:
         """Every quote shown anywhere, per source (summary, then claims), then agreements, differences and
         shifts; a span shown twice counts twice."""
-        quotes = [q for view in self.sources for q in [*view.summary_quotes, *_claim_quotes(view)]]
+        quotes = [q for sentence in self.answer for q in sentence.quotes]
+        quotes += [q for view in self.sources for q in [*view.summary_quotes, *_claim_quotes(view)]]
+        quotes += [q for claim in self.claims for q in _judgement_quotes(claim)]
         quotes += [q for agreement in self.agreements for q in agreement.quotes]
         quotes += [q for difference in self.differences for p in difference.positions for q in p.quotes]
         return quotes + [q for shift in self.shifts for q in (shift.before.quote, shift.after.quote)]
@@ -257,6 +358,14 @@ class Comparison(BaseModel):
 
 def _claim_quotes(view: SourceView) -> list[Quote]:
     return [q for claim in view.claims for q in claim.quotes]
+
+
+def _judgement_quotes(claim: ClaimJudgement) -> list[Quote]:
+    quotes = [claim.origin] if claim.origin else []
+    for position in claim.positions:
+        quotes += [position.quote] if position.quote else []
+        quotes += [d.quote for d in position.by_date if d.quote]
+    return quotes
 
 
 class ClaimStanceResult(BaseModel):
@@ -271,4 +380,8 @@ class ClaimStanceResult(BaseModel):
     confidence: float = Field(ge=0, le=1)
     probabilities: dict[str, float] = Field(default_factory=dict)
     evidence: Quote | None = Field(default=None, description="The sentence that shows the stance, verified.")
-    method: str = Field(default="", description="Model id, e.g. 'claim-stance-fnc1@spec1'.")
+    sure: bool = Field(
+        default=True,
+        description="Confidence at or above the label's measured threshold; else not enough evidence.",
+    )
+    method: str = Field(default="", description="Model id, e.g. 'claim-stance-xenc@fnc1-train.minilm-l6.v1'.")

@@ -1,8 +1,8 @@
-"""Altair charts for the app: stance over time, and corpus coverage over time.
+"""Altair charts for the app: positions over time, and corpus coverage over time.
 
-Data comes from `compare.render` (timeline points and stance spans) and from the store's document metadata;
-colours are `render.source_colours`, so the app, the HTML report and the legend agree. Vega-Lite renders
-tooltips as text, so quotes in tooltips need no escaping here.
+The timeline lays out the comparison view's `TimelineView` (rows in words, bands, dots, colours hashed from
+the source key), the same data the HTML page draws as SVG; coverage comes from the store's document metadata.
+Vega-Lite renders tooltips as text, so quotes in tooltips need no escaping here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import altair as alt
 
-from compare.render import StanceSpan, TimelinePoint, stance_domain
+from compare.view.model import TimelineBand, TimelineDot, TimelineView
 
 CHART_HEIGHT_PER_ROW = 56
 #: Axis labels and the legend below the plot (Streamlit fits the whole chart, legend included, in `height`).
@@ -35,21 +35,16 @@ def _colour_scale(colours: Mapping[str, str]) -> alt.Scale:
     return alt.Scale(domain=list(colours), range=list(colours.values()))
 
 
-def timeline_chart(
-    points: Sequence[TimelinePoint], spans: Sequence[StanceSpan], colours: Mapping[str, str]
-) -> alt.LayerChart:
-    """Date on x, stance on y, one colour per source.
+def timeline_chart(timeline: TimelineView) -> alt.LayerChart:
+    """Date on x, the view's rows in words on y (positions, or tone labelled as tone), one colour per source.
 
-    Bands: a source's overall stance over the dates its documents cover. Dots joined by a line: the two ends
-    of a shift, each with its quote in the tooltip.
+    Bands: a source's position toward the question (or its tone) over the dates its documents cover. Dots
+    joined by a line: the two ends of a shift, each with its quote and the sentence saying what changed.
     """
-    domain = stance_domain([p.stance for p in points] + [s.stance for s in spans])
-    y = alt.Y("stance:N", scale=alt.Scale(domain=domain), title=None, axis=alt.Axis(labelFontSize=12))
-    colour = alt.Color(
-        "source:N", scale=_colour_scale(colours), legend=alt.Legend(orient="bottom", title=None)
-    )
-    band_rows = [_span_row(span, start, end) for span, start, end in _drawn_spans(spans, points)]
-    point_rows = [_point_row(point) for point in points]
+    y = alt.Y("row:N", scale=alt.Scale(domain=timeline.rows), title=None, axis=alt.Axis(labelFontSize=12))
+    colours = dict(timeline.legend)
+    colour = alt.Color("name:N", scale=_colour_scale(colours), legend=alt.Legend(orient="bottom", title=None))
+    band_rows = [_band_row(band, start, end) for band, start, end in _drawn_bands(timeline)]
     bands = (
         alt.Chart(alt.Data(values=band_rows))
         .mark_bar(height=12, opacity=0.35, cornerRadius=6)
@@ -57,51 +52,44 @@ def timeline_chart(
             x=alt.X("start:T", title=None, axis=_DATE_AXIS, scale=_DATE_SCALE),
             x2="end:T",
             y=y,
-            yOffset=alt.YOffset("source:N"),
+            yOffset=alt.YOffset("name:N"),
             color=colour,
-            tooltip=[
-                alt.Tooltip("source:N"),
-                alt.Tooltip("stance:N", title="overall stance"),
-                alt.Tooltip("confidence:Q", format=".2f"),
-                alt.Tooltip("dates:N"),
-                alt.Tooltip("quote:N"),
-            ],
+            tooltip=[alt.Tooltip("name:N", title="source"), alt.Tooltip("tip:N", title="over its documents")],
         )
     )
-    base = alt.Chart(alt.Data(values=point_rows)).encode(
+    base = alt.Chart(alt.Data(values=[_dot_row(dot) for dot in timeline.dots])).encode(
         x=alt.X("date:T", title=None, axis=_DATE_AXIS, scale=_DATE_SCALE),
         y=y,
-        yOffset=alt.YOffset("source:N"),
+        yOffset=alt.YOffset("name:N"),
         color=colour,
     )
     lines = base.mark_line(strokeWidth=1.5, opacity=0.8).encode(detail="shift:N", order="order:Q")
     dots = base.mark_circle(size=110, opacity=1, stroke="white", strokeWidth=1).encode(
         tooltip=[
-            alt.Tooltip("source:N"),
-            alt.Tooltip("date:T", format="%Y-%m-%d"),
-            alt.Tooltip("stance:N"),
+            alt.Tooltip("name:N", title="source"),
+            alt.Tooltip("date:T", format="%d %b %Y"),
+            alt.Tooltip("row:N", title="position"),
             alt.Tooltip("end:N", title="shift end"),
             alt.Tooltip("change:N"),
             alt.Tooltip("quote:N"),
         ]
     )
-    height = CHART_FRAME_HEIGHT + CHART_HEIGHT_PER_ROW * max(len(domain), 2)
+    height = CHART_FRAME_HEIGHT + CHART_HEIGHT_PER_ROW * max(len(timeline.rows), 2)
     return alt.layer(bands, lines, dots).properties(height=height).configure_view(stroke=None)
 
 
-def _drawn_spans(
-    spans: Sequence[StanceSpan], points: Sequence[TimelinePoint]
-) -> list[tuple[StanceSpan, str, str]]:
-    """Each span with the dates to draw it between: a one-day span gets a minimum visible width."""
-    days = [_ordinal(d) for s in spans for d in (s.start, s.end)] + [_ordinal(p.date) for p in points]
+def _drawn_bands(timeline: TimelineView) -> list[tuple[TimelineBand, str, str]]:
+    """Each band with the dates to draw it between: a one-day band gets a minimum visible width."""
+    days = [_ordinal(d) for b in timeline.bands for d in (b.start, b.end)]
+    days += [_ordinal(dot.date) for dot in timeline.dots]
     if not days:
         return []
     minimum = max(1, round((max(days) - min(days)) * MIN_SPAN_SHARE))
     drawn = []
-    for span in spans:
-        start, end = _ordinal(span.start), _ordinal(span.end)
+    for band in timeline.bands:
+        start, end = _ordinal(band.start), _ordinal(band.end)
         pad = max(0, (minimum - (end - start) + 1) // 2)
-        drawn.append((span, _iso(start - pad), _iso(end + pad)))
+        drawn.append((band, _iso(start - pad), _iso(end + pad)))
     return drawn
 
 
@@ -113,29 +101,20 @@ def _iso(ordinal: int) -> str:
     return date.fromordinal(ordinal).isoformat()
 
 
-def _span_row(span: StanceSpan, start: str, end: str) -> dict[str, Any]:
-    low = " (low confidence)" if span.low_confidence else ""
-    return {
-        "source": span.source,
-        "start": start,
-        "end": end,
-        "stance": span.stance,
-        "confidence": span.confidence,
-        "dates": f"{span.start} – {span.end}{low}",
-        "quote": _short(span.quote),
-    }
+def _band_row(band: TimelineBand, start: str, end: str) -> dict[str, Any]:
+    return {"name": band.name, "start": start, "end": end, "row": band.row, "tip": _short(band.tip)}
 
 
-def _point_row(point: TimelinePoint) -> dict[str, Any]:
+def _dot_row(dot: TimelineDot) -> dict[str, Any]:
     return {
-        "source": point.source,
-        "date": point.date,
-        "stance": point.stance,
-        "end": point.end,
-        "order": 0 if point.end == "before" else 1,
-        "shift": point.shift,
-        "change": _short(point.description, 120),
-        "quote": _short(point.quote),
+        "name": dot.name,
+        "date": dot.date,
+        "row": dot.row,
+        "end": dot.end,
+        "order": 0 if dot.end == "before" else 1,
+        "shift": dot.shift,
+        "change": _short(dot.change, 160),
+        "quote": _short(dot.quote),
     }
 
 

@@ -346,6 +346,10 @@ def main(corpus: Path) -> None:
     build_allsides(corpus)
     build_us_gov(corpus)
     build_smoke(corpus)
+    # a script beside this one (eval/ is not a package): run as a script, its folder is on sys.path
+    from build_fnc1_judgements import build as build_fnc1_judgements
+
+    build_fnc1_judgements(corpus / "fnc1", EVAL)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from compare.errors import CompareError
 from compare.history import History
 from compare.ingest.readers import EXTENSIONS, ReadOptions
-from compare.render import CSS, escape_markdown
+from compare.render import css, escape_markdown
 from compare.services import Services
 from compare.settings import Settings, load_settings
 from compare.store import user_metadata
@@ -107,8 +107,8 @@ def metadata_facets(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 def page_css() -> None:
-    """The report's CSS (badges, quote cards, tables), once per page run."""
-    st.html(f"<style>{CSS}</style>")
+    """The stylesheet of the HTML page and report (badges, quote cards, tables), once per page run."""
+    st.html(f"<style>{css()}</style>")
 
 
 def show_error(exc: BaseException, *, secret: str | None = None) -> None:

@@ -11,9 +11,10 @@ from typing import Any
 import streamlit as st
 
 from compare.ingest.readers import SIDECAR_SUFFIXES, ReadOptions
-from compare.render import escape_markdown, source_colours
+from compare.render import escape_markdown
 from compare.types import SourceSummary
 from compare.ui_charts import coverage_chart, coverage_rows
+from compare.view import source_colours
 from pages import common
 
 #: Article formats, plus YAML/JSON sidecars (`<stem>.meta.yaml`) that carry a file's metadata.

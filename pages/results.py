@@ -1,7 +1,9 @@
-"""Shows one Comparison: sources side by side, change over time, agreement/difference, omissions, downloads.
+"""Shows one comparison: the answer, sources side by side, positions on each claim, change over time,
+agreements, differences, omissions, downloads.
 
-Every article or model string goes through `compare.render` (html.escape / escape_markdown) before it reaches
-the page; st.html is used only with those escaped fragments.
+Layout only: the content, its order and its words come from the view model (`compare.view.build_view`), the
+same one the Markdown, HTML, CSV, terminal and report outputs lay out. HTML fragments come from the
+autoescaped templates (`compare.render.fragment`); text for Streamlit's Markdown goes through escape_markdown.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Mapping
 import streamlit as st
 
 from compare import render
+from compare.render import escape_markdown
 from compare.types import Comparison, Document
 from compare.ui_charts import timeline_chart
+from compare.view import ComparisonView, Section, build_view, quote_doc_ids
 from pages.common import guarded, services
 
 COLUMNS_PER_ROW = 4
@@ -28,51 +32,53 @@ def documents_for(comparison: Comparison) -> dict[str, Document]:
         return dict(cached[1])
     documents: dict[str, Document] = {}
     with guarded():
-        documents = services().store.get_documents(render.quote_doc_ids(comparison))
+        documents = services().store.get_documents(quote_doc_ids(comparison))
     st.session_state["result_documents"] = (key, documents)
     return documents
 
 
 def show_comparison(comparison: Comparison) -> None:
     documents = documents_for(comparison)
-    _header(comparison)
+    view = build_view(comparison, documents)
+    _header(view)
     _downloads(comparison, documents)
-    st.header("Sources side by side", divider="gray")
-    _source_columns(comparison, documents)
-    st.header("Change over time", divider="gray")
-    _timeline(comparison)
-    st.html(render.shifts_html(comparison, documents))
-    st.header("Agreement and difference", divider="gray")
-    st.subheader("Agreements")
-    st.html(render.agreements_html(comparison, documents))
-    st.subheader("Differences")
-    st.html(render.differences_html(comparison, documents))
-    st.header("Omissions", divider="gray")
-    st.caption("Claims some sources report and others leave out (within the retrieved passages).")
-    st.html(render.omission_matrix_html(comparison))
+    for section in view.sections:
+        st.header(section.title, divider="gray", anchor=False)
+        if section.note:
+            st.caption(escape_markdown(section.note))
+        _show_section(view, section)
     with st.expander("How this result was made"):
         st.json(comparison.meta.model_dump(mode="json"), expanded=False)
 
 
-def _header(comparison: Comparison) -> None:
-    st.subheader(render.escape_markdown(comparison.question), anchor=False)
-    filters = render.filters_line(comparison)
-    target = render.escape_markdown(comparison.target)
-    st.caption(f"Stance toward: **{target}**" + (f" · {render.escape_markdown(filters)}" if filters else ""))
-    for warning in comparison.meta.warnings:
-        st.warning(render.escape_markdown(warning))
-    retrieval = comparison.meta.retrieval
-    missing = retrieval.get("sources_without_matches") if isinstance(retrieval, dict) else None
-    if missing:
-        names = ", ".join(map(str, missing))  # type: ignore[call-overload]
-        st.info(f"No passage matched the question in: {render.escape_markdown(names)}")
-    quotes = comparison.meta.quotes
+def _show_section(view: ComparisonView, section: Section) -> None:
+    if section.key == "time":
+        _timeline(view)
+    if section.empty:
+        st.info(escape_markdown(section.empty))
+    elif section.key == "sources":
+        _source_columns(view)
+    elif section.key == "time":
+        st.html(render.fragment("shifts", view))
+    else:
+        st.html(render.section_html(view, section.key))
+
+
+def _header(view: ComparisonView) -> None:
+    footer = view.footer
+    st.subheader(escape_markdown(view.question), anchor=False)
+    filters = f" · {escape_markdown(footer.filters_line)}" if footer.filters_line else ""
+    st.caption(escape_markdown(view.target_line) + filters)
+    for warning in footer.warnings:
+        st.warning(escape_markdown(warning))
+    if footer.missing_sources:
+        st.info(f"No passage matched the question in: {escape_markdown(', '.join(footer.missing_sources))}")
     cols = st.columns(4)
-    cols[0].metric("Sources", len(comparison.sources))
-    cols[1].metric("Verified quotes", quotes.get("presented_verified", 0))
-    cols[2].metric("Shifts", len(comparison.shifts))
-    cols[3].metric("Seconds", f"{comparison.meta.latency_s:.2f}")
-    st.caption(render.escape_markdown(render.meta_line(comparison)))
+    cols[0].metric("Sources", len(view.columns))
+    cols[1].metric("Verified quotes", view.verified_quotes)
+    cols[2].metric("Shifts", len(view.shifts))
+    cols[3].metric("Opposed differences", sum(1 for d in view.differences if d.strong))
+    st.caption(escape_markdown(f"{footer.meta_line} · {footer.quotes_line}"))
 
 
 def _downloads(comparison: Comparison, documents: Mapping[str, Document]) -> None:
@@ -82,7 +88,7 @@ def _downloads(comparison: Comparison, documents: Mapping[str, Document]) -> Non
         ("Markdown", render.to_markdown(comparison, documents), "md", "text/markdown"),
         ("HTML", render.to_html(comparison, documents), "html", "text/html"),
         ("JSON", render.to_json(comparison), "json", "application/json"),
-        ("CSV", render.to_csv(comparison), "csv", "text/csv"),
+        ("CSV", render.to_csv(comparison, documents), "csv", "text/csv"),
     )
     for col, (label, data, ext, mime) in zip(cols, files):
         col.download_button(
@@ -109,32 +115,19 @@ def columns_per_row(n_sources: int) -> int:
     return max(1, math.ceil(n_sources / rows))
 
 
-def _source_columns(comparison: Comparison, documents: Mapping[str, Document]) -> None:
-    if not comparison.sources:
-        st.info("No source had a passage matching the question.")
-        return
-    views = comparison.sources
+def _source_columns(view: ComparisonView) -> None:
     st.caption("Click a quote to see it in its paragraph, with the document's title, date and link.")
-    per_row = columns_per_row(len(views))
-    for start in range(0, len(views), per_row):
-        row = views[start : start + per_row]
-        for column, view in zip(st.columns(per_row), row):
+    per_row = columns_per_row(len(view.columns))
+    for start in range(0, len(view.columns), per_row):
+        row = view.columns[start : start + per_row]
+        for column, source in zip(st.columns(per_row), row):
             with column:
-                st.html(render.source_card_html(view, documents))
+                st.html(render.source_card_html(source))
 
 
-def _timeline(comparison: Comparison) -> None:
-    points, undated = render.timeline_points(comparison)
-    spans = render.stance_spans(comparison)
-    if not points and not spans:
+def _timeline(view: ComparisonView) -> None:
+    if view.timeline.empty:
         st.info("Nothing dated to place on a timeline: the matching documents have no dates.")
         return
-    colours = render.source_colours(render.source_names(comparison))
-    st.altair_chart(timeline_chart(points, spans, colours), width="stretch")
-    notes = [
-        "Bands: each source's overall stance over its documents' dates.",
-        "Dots: the two ends of a shift.",
-    ]
-    if undated:
-        notes.append(f"{undated} shift end(s) without a date are listed below but not drawn.")
-    st.caption(" ".join(notes))
+    st.altair_chart(timeline_chart(view.timeline), width="stretch")
+    st.caption(escape_markdown(" ".join(view.timeline.notes)))

@@ -79,9 +79,13 @@ def test_ask_offline_shows_sources_side_by_side_and_saves_history(demo_dir: Path
     html = html_bodies(at)
     assert html.count('class="nc-source"') == len(DEMO_SOURCES)
     assert "✓ verified" in html and "<mark>" in html  # quotes expand to their highlighted paragraph
-    assert {"Sources side by side", "Change over time", "Agreement and difference", "Omissions"} <= {
-        h.value for h in at.header
-    }
+    headers = [h.value for h in at.header]
+    assert headers[:2] == ["Sources side by side", "Change over time"] or headers[0] == "Answer"
+    assert {"Sources side by side", "Change over time", "Agreements", "Differences", "Omissions"} <= set(
+        headers
+    )
+    assert "Department of Defense" in html and "<h3>department_of_defense</h3>" not in html  # outlet names
+    assert "Tone: " in html and "stance toward" not in html.lower()  # tone is labelled as tone
     assert len(at.get("vega_lite_chart")) == 1  # the timeline
     entries = History(demo_dir).entries()
     assert [e.question for e in entries] == [QUESTION] and at.session_state["history_id"] == entries[0].id
@@ -238,6 +242,43 @@ def test_downloads_carry_the_current_comparison(demo_dir: Path, monkeypatch: pyt
     assert by_ext["csv"].count("\n") == 1 + len(DEMO_SOURCES) and by_ext["md"].startswith("# How did")
     at.download_button[0].click().run()  # downloading does not disturb the page
     assert not at.exception and "comparison" in at.session_state
+
+
+def _show_judged() -> None:
+    from pages.common import page_css
+    from pages.results import show_comparison
+    from tests.comparisons import judged_comparison
+
+    page_css()
+    show_comparison(judged_comparison())
+
+
+def test_a_judged_comparison_shows_answer_positions_and_one_omission_model() -> None:
+    from tests.comparisons import documents, judged_comparison
+
+    comparison = judged_comparison()
+    at = AppTest.from_function(_show_judged, default_timeout=TIMEOUT)
+    key = ("documents", comparison.question, comparison.meta.created_at, comparison.meta.settings_hash)
+    at.session_state["result_documents"] = (key, documents())  # the stored documents, without a store
+    at.run()
+    assert not at.exception, at.exception
+    assert [h.value for h in at.header] == [
+        "Answer", "Sources side by side", "Positions on each claim", "Change over time", "Agreements",
+        "Differences", "Omissions",
+    ]  # fmt: skip
+    html = html_bodies(at)
+    assert html.count('class="nc-source"') == 3 and "<h3>U.S. Department of Defense</h3>" in html
+    assert (
+        "backs it · 0.86" in html and "not enough evidence (0.41)" in html and "Tone: positive 0.62" in html
+    )
+    assert "does not address it (checked 3 stored documents)" in html and "weaker contrast" in html
+    assert (
+        "backed “The US should send longer-range missiles to Ukraine” on 5 Jan 2024; disputed it on 5 Mar 2024"
+        in html
+    )
+    assert html.index("reports a change") < html.index("backed “The US")  # ranked by confidence
+    assert [m.value for m in at.metric] == ["3", "9", "3", "1"]
+    assert len(at.get("vega_lite_chart")) == 1 and len(at.download_button) == 4
 
 
 def _upload(at: AppTest, files: list[tuple[str, bytes, str]], **fields: str) -> AppTest:

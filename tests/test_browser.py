@@ -212,7 +212,7 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes]) -> None:
     raise TimeoutError("streamlit did not become healthy")
 
 
-SOURCES_JS = "[...document.querySelectorAll('.nc-source h3')].map(e => e.textContent)"
+SOURCES_JS = "[...document.querySelectorAll('.nc-source')].map(e => e.dataset.source)"
 CHART_JS = (
     '(() => { const c = document.querySelector(\'[data-testid="stVegaLiteChart"] canvas, '
     '[data-testid="stVegaLiteChart"] svg\'); return !!c && c.getBoundingClientRect().height > 80; })()'
@@ -282,10 +282,7 @@ def _assert_quotes(browser: Chromium) -> None:
 
 def _assert_injection_is_text(browser: Chromium) -> None:
     assert browser.js("window.__pwned === undefined"), "injected script ran"
-    card_js = (
-        "[...document.querySelectorAll('.nc-source')]"
-        ".find(e => e.querySelector('h3').textContent === 'injected-blog')"
-    )
+    card_js = "[...document.querySelectorAll('.nc-source')].find(e => e.dataset.source === 'injected-blog')"
     markup = browser.js(f"{card_js}.innerHTML")
     assert "<img" not in markup and "<script" not in markup and "javascript:" not in markup
     text = browser.js(f"{card_js}.textContent")

@@ -15,7 +15,7 @@ from compare.retrieval import RetrievalSettings, Retriever
 from compare.services import Services
 from compare.settings import Settings
 from compare.store import Filters
-from compare.types import Comparison, Quote
+from compare.types import Comparison
 from tests.conftest import FIXTURES, REPO
 
 SEED_QUESTION = "How did the US position on Ukraine change?"
@@ -42,15 +42,6 @@ def _seed_sources(services: Services) -> list[str]:
     return [s.source for s in services.store.sources() if "via-ua-press" in s.source]
 
 
-def _all_quotes(comparison: Comparison) -> list[Quote]:
-    quotes = [q for v in comparison.sources for q in v.summary_quotes]
-    quotes += [q for v in comparison.sources for c in v.claims for q in c.quotes]
-    quotes += [q for a in comparison.agreements for q in a.quotes]
-    quotes += [q for d in comparison.differences for p in d.positions for q in p.quotes]
-    quotes += [q for s in comparison.shifts for q in (s.before.quote, s.after.quote)]
-    return quotes
-
-
 def test_seed_question_surfaces_both_shifts_with_verified_quotes(seed_comparison: Comparison) -> None:
     shifts = seed_comparison.shifts
     politico = [s for s in shifts if s.source.startswith("politico")]
@@ -65,7 +56,7 @@ def test_seed_question_surfaces_both_shifts_with_verified_quotes(seed_comparison
 
 
 def test_every_presented_quote_slices_the_stored_text(corpus: Services, seed_comparison: Comparison) -> None:
-    quotes = _all_quotes(seed_comparison)
+    quotes = seed_comparison.presented_quotes()
     assert len(quotes) >= 6
     for quote in quotes:
         doc = corpus.store.get_document(quote.doc_id)
@@ -194,27 +185,51 @@ def test_cli_ask_on_an_empty_store_is_a_message_not_a_traceback(tmp_path: Path) 
     assert "Traceback" not in result.output
 
 
-def test_a_source_over_time_shows_how_its_wording_moved(corpus: Services) -> None:
+def test_a_change_of_wording_or_tone_alone_is_never_a_shift(corpus: Services) -> None:
     comparison = corpus.engine.compare(
         "How did the White House describe US military aid to Ukraine over time?",
         filters=Filters(sources=["whitehouse", "department_of_defense"]),
     )
-    dated = [s for s in comparison.shifts if s.before.date and s.after.date]
-    assert dated, [s.description for s in comparison.shifts]
-    for shift in dated:
-        assert shift.before.date < shift.after.date  # type: ignore[operator]
-        assert shift.before.quote.doc_id != shift.after.quote.doc_id
+    for shift in comparison.shifts:
+        if shift.kind == "position":
+            assert shift.before.stance != shift.after.stance
+            assert {shift.before.stance, shift.after.stance} & {"backs", "disputes"}
+            assert shift.before.date and shift.after.date and shift.before.date < shift.after.date
+        else:
+            assert shift.cues, shift.description
+        assert "positive" not in shift.description and "wording" not in shift.description
 
 
-def test_wording_change_names_what_was_added_and_dropped() -> None:
-    from compare.analysis.offline import _wording_change
-
-    change = _wording_change(
-        "The United States will provide defensive assistance to Ukraine.",
-        "The Patriot system will augment air defense capabilities provided to Ukraine.",
+def test_a_stated_claim_gets_every_source_s_position_with_its_sentence(corpus: Services) -> None:
+    claim = "The United States will send Patriot air defense systems to Ukraine"
+    comparison = corpus.engine.compare(
+        "Will the US send Patriot systems?",
+        target=claim,
+        filters=Filters(sources=["whitehouse", "department_of_defense"]),
     )
-    assert "adds “Patriot”" in change and "“defensive”" in change.split("drops")[1]
-    assert "“Ukraine”" not in change
+    assert comparison.target_is_proposition and comparison.claims[0].is_target
+    target = comparison.claims[0]
+    assert target.id == "target" and target.text == claim
+    assert {p.source for p in target.positions} == {"whitehouse", "department_of_defense"}
+    for position in target.positions:
+        assert position.checked_documents >= 1
+        if position.label != "not_addressed":
+            assert position.quote is not None and position.quote.status == "verified"
+        view = next(v for v in comparison.sources if v.source == position.source)
+        assert view.position == position
+    assert (
+        (comparison.answer
+        and comparison.answer[0].text.startswith(f"On “{claim}”"))
+        or "No source" in comparison.answer[0].text
+    )
+
+
+def test_an_open_question_has_no_proposition_and_says_so(seed_comparison: Comparison) -> None:
+    assert not seed_comparison.target_is_proposition
+    assert all(not c.is_target for c in seed_comparison.claims)
+    assert all(v.position is None for v in seed_comparison.sources)
+    assert "topic rather than a claim" in seed_comparison.answer[0].text
+    assert not any("tone" in d.claim.lower() for d in seed_comparison.differences)
 
 
 def test_an_answer_does_not_depend_on_the_questions_asked_before(corpus: Services) -> None:

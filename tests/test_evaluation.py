@@ -74,7 +74,7 @@ def test_shipped_suites_datasets_and_cassettes_are_valid() -> None:
         cassette = next(b for b in suite.backends if b.startswith("replay:")).split(":", 1)[1]
         assert Cassette.load(REPO / "eval" / "suites" / cassette).generator == GENERATOR
     datasets = {p.stem: load_dataset(p) for p in (REPO / "eval" / "datasets").glob("*.yaml")}
-    assert {"seeds", "basil", "allsides", "us_gov", "smoke"} <= set(datasets)
+    assert {"seeds", "basil", "allsides", "us_gov", "smoke", "fnc1_judgements"} <= set(datasets)
     assert sum(len(c.expected.stances) for c in datasets["basil"].cases) == 45
     assert all(c.expected.reference_summary for c in datasets["allsides"].cases)
     assert any(c.expected.shifts for c in datasets["us_gov"].cases)

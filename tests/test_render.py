@@ -9,8 +9,11 @@ import re
 from html.parser import HTMLParser
 
 import pytest
+from rich.console import Console
 
 from compare import render
+from compare.evaluation.html_report import _answer as eval_drill_down
+from compare.terminal import print_comparison
 from compare.types import (
     Agreement,
     Claim,
@@ -27,6 +30,11 @@ from compare.types import (
     SourceView,
     Stance,
 )
+from compare.view import build_view, quote_context, safe_url
+from compare.view.quotes import QuoteMaker, key_quotes
+from compare.view.timeline import ordered_rows
+from tests.comparisons import documents as judged_documents
+from tests.comparisons import judged_comparison
 
 EVIL = '<script>alert("x")</script><img src=x onerror=alert(1)> [click](javascript:alert(1)) $x$ | =cmd'
 TEXT_A = (
@@ -99,30 +107,39 @@ def _tags(markup: str) -> list[tuple[str, dict[str, str | None]]]:
     return parser.tags
 
 
+def _quote_html(text: str, start: int, end: int) -> str:
+    doc = Document(id="d", source="s", text=text)
+    quote = Quote(
+        doc_id="d", source="s", char_start=start, char_end=end, text=text[start:end], status="verified"
+    )
+    return render.fragment("quote", QuoteMaker({"d": doc}, {})(quote))
+
+
 def test_highlight_marks_the_span_inside_its_paragraph_and_escapes() -> None:
     start = TEXT_A.index("<script>")
     end = start + len("<script>")
-    out = render.highlight_in_context(TEXT_A, start, end)
-    assert "<mark>&lt;script&gt;</mark>" in out
-    assert "Officials met" not in out and "last paragraph" not in out  # only the quote's paragraph
+    out = _quote_html(TEXT_A, start, end)
+    context = out[out.index('<p class="nc-context">') : out.index("</p>") + 4]
+    assert "<mark>&lt;script&gt;</mark>" in context
+    assert "Officials met" not in context and "last paragraph" not in context  # only the quote's paragraph
     assert out.count("<mark>") == 1 and "<script>" not in out and "<img" not in out
-    assert {tag for tag, _ in _tags(out)} == {"p", "mark"}
+    assert {tag for tag, _ in _tags(context)} == {"p", "mark"}
 
 
 def test_context_is_clipped_at_word_boundaries_on_long_paragraphs() -> None:
     text = " ".join(f"word{i}" for i in range(400))
     start = text.index("word200")
-    ctx = render.quote_context(text, start, start + len("word200"), max_chars=50)
+    ctx = quote_context(text, start, start + len("word200"), max_chars=50)
     assert ctx.cut_before and ctx.cut_after and ctx.span == "word200"
     assert len(ctx.before) <= 50 and not ctx.before.startswith("ord")
-    out = render.highlight_in_context(text, start, start + 7, max_chars=50)
-    assert out.startswith('<p class="nc-context">… ') and out.endswith(" …</p>")
+    out = _quote_html(text, start, start + 7)
+    assert '<p class="nc-context">… ' in out and " …</p>" in out
 
 
 @pytest.mark.parametrize("span", [(-1, 3), (5, 2), (0, len(TEXT_B) + 1)])
-def test_highlight_refuses_spans_outside_the_text(span: tuple[int, int]) -> None:
+def test_context_refuses_spans_outside_the_text(span: tuple[int, int]) -> None:
     with pytest.raises(ValueError, match="outside"):
-        render.highlight_in_context(TEXT_B, *span)
+        quote_context(TEXT_B, *span)
 
 
 def test_html_report_is_self_contained_and_shows_injected_markup_as_text() -> None:
@@ -132,13 +149,13 @@ def test_html_report_is_self_contained_and_shows_injected_markup_as_text() -> No
     names = {tag for tag, _ in tags}
     assert "script" not in names and "img" not in names and "iframe" not in names
     assert not any(k.startswith("on") for _, attrs in tags for k in attrs)
-    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page  # markupsafe writes " as &#34;
     links = [attrs.get("href") for tag, attrs in tags if tag == "a"]
     assert links and all(str(link).startswith("https://") for link in links)  # javascript: URL dropped
     assert not re.search(r"(src|href)=\"?https?://(?!example\.org)", page)  # nothing loaded from outside
     assert page.count('class="nc-source"') == 2
     assert "<svg" in page and page.count("<circle") == 1  # the undated shift end is not drawn
-    assert "low confidence 0.31" in page and "≈ repaired" in page and "✓ verified" in page
+    assert "Tone: mixed 0.31 (low confidence)" in page and "≈ repaired" in page and "✓ verified" in page
     assert "<mark>" in page  # quotes expand to their highlighted paragraph
 
 
@@ -146,8 +163,12 @@ def test_markdown_escapes_links_images_html_and_math() -> None:
     text = render.to_markdown(make_comparison(), _documents())
     assert not re.search(r"(?<!\\)<(script|img|/?b>)", text)  # every < is escaped
     assert "\\<script\\>" in text and "\\[click\\](javascript:alert(1))" in text and "\\$x\\$" in text
-    assert "## Sources side by side" in text and "### paper\\<b\\>" in text and "### ministry" in text
-    assert "(low confidence)" in text and "| claim | paper\\<b\\> | ministry |" in text
+    assert (
+        "## Sources side by side" in text
+        and "### Paper \\& Co (paper\\<b\\>)" in text
+        and "### Ministry" in text
+    )
+    assert "Tone: mixed 0.31 (low confidence)" in text and "| claim | Paper \\& Co | Ministry |" in text
     assert "Statement <https://example.org/b?x=1&y=2>" in text  # http(s) links as autolinks, others dropped
     assert "javascript:alert(1)>" not in text
 
@@ -167,7 +188,12 @@ def test_csv_has_one_row_per_source_and_guards_formulas() -> None:
     rows = list(csv.DictReader(io.StringIO(render.to_csv(comparison))))
     assert [r["source"] for r in rows] == ["paper<b>", "ministry"]
     paper, ministry = rows
-    assert paper["stance"] == "mixed" and paper["low_confidence"] == "True" and paper["confidence"] == "0.31"
+    assert (
+        paper["tone"] == "mixed"
+        and paper["tone_low_confidence"] == "True"
+        and paper["tone_confidence"] == "0.31"
+    )
+    assert paper["position"] == "" and paper["outlet"] == "Paper & Co"  # no proposition: no position
     assert paper["quotes_verified"] == "3" and paper["shifts"] == "1"  # distinct spans: qa, qa_evil, earlier
     assert ministry["quotes_repaired"] == "1" and ministry["quotes_verified"] == "0"
     assert ministry["outlet"] == "'=HYPERLINK(evil)"
@@ -179,19 +205,18 @@ def test_json_round_trips() -> None:
     assert Comparison.model_validate(json.loads(render.to_json(comparison))) == comparison
 
 
-def test_timeline_points_skip_undated_ends_and_spans_cover_dated_sources() -> None:
-    comparison = make_comparison()
-    points, undated = render.timeline_points(comparison)
-    assert undated == 1 and [(p.end, p.date, p.stance) for p in points] == [
-        ("after", "2024-11-26", "positive")
+def test_timeline_skips_undated_ends_and_bands_cover_dated_sources() -> None:
+    timeline = build_view(make_comparison()).timeline
+    assert timeline.undated == 1 and [(d.end, d.date, d.row) for d in timeline.dots] == [
+        ("after", "2024-11-26", "tone: positive")
     ]
-    spans = render.stance_spans(comparison)
-    assert [(s.source, s.stance, s.low_confidence) for s in spans] == [("paper<b>", "mixed", True),
-                                                                       ("ministry", "positive", False)]  # fmt: skip
-    assert render.stance_domain(["negative", "positive", "weird", "mixed"]) == [
-        "positive",
-        "mixed",
-        "negative",
+    assert [(b.source, b.row, b.dashed) for b in timeline.bands] == [("paper<b>", "tone: mixed", True),
+                                                                     ("ministry", "tone: positive", False)]  # fmt: skip
+    assert ordered_rows(["tone:negative", "tone:positive", "weird", "tone:mixed", "backs"]) == [
+        "backs it",
+        "tone: positive",
+        "tone: mixed",
+        "tone: negative",
         "weird",
     ]
 
@@ -199,11 +224,88 @@ def test_timeline_points_skip_undated_ends_and_spans_cover_dated_sources() -> No
 def test_key_quotes_are_unique_and_skip_unverified() -> None:
     view = make_comparison().sources[0]
     view.claims[0].quotes.append(view.summary_quotes[0].model_copy(update={"status": "unverified"}))
-    quotes = render.key_quotes(view)
+    quotes = key_quotes(view)
     assert len(quotes) == 2 and all(q.status != "unverified" for q in quotes)
 
 
 def test_safe_url_only_allows_http_links() -> None:
-    assert render.safe_url("https://example.org/x") == "https://example.org/x"
+    assert safe_url("https://example.org/x") == "https://example.org/x"
     for bad in ("javascript:alert(1)", "data:text/html,x", "/relative", "http://", None, ""):
-        assert render.safe_url(bad) is None
+        assert safe_url(bad) is None
+
+
+# -- one view, every renderer -------------------------------------------------------------------------------
+
+
+class _Text(HTMLParser):
+    """The visible text of a page, whitespace collapsed (what a reader sees)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip += tag in ("style", "title", "svg")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag in ("style", "title", "svg")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def _visible(page: str) -> str:
+    parser = _Text()
+    parser.feed(page)
+    return " ".join(" ".join(parser.parts).split())
+
+
+def _terminal(comparison: Comparison, documents: dict[str, Document]) -> str:
+    console = Console(record=True, width=1000, color_system=None)
+    print_comparison(console, comparison, documents)
+    return console.export_text()
+
+
+def test_terminal_markdown_and_html_show_the_same_judgements() -> None:
+    """The drift this fixes: every renderer shows the view's position words and omission states."""
+    comparison, docs = judged_comparison(), judged_documents()
+    view = build_view(comparison, docs)
+    expected = {cell.text for row in view.claims for cell in row.cells}
+    expected |= {c.position.text for c in view.columns if c.position} | {c.tone_text for c in view.columns}
+    expected |= {cell.text for row in view.omissions for cell in row.cells}
+    expected |= {s.sentence for s in view.shifts} | {d.strength_text for d in view.differences}
+    assert {
+        "backs it · 0.86",
+        "not enough evidence (0.41)",
+        "addresses it",
+        "opposed",
+        "weaker contrast",
+    } <= expected
+    assert "does not address it (checked 3 stored documents)" in expected
+    outputs = {
+        "terminal": _terminal(comparison, docs),
+        "markdown": render.to_markdown(comparison, docs),
+        "html": _visible(render.to_html(comparison, docs)),
+        "eval drill-down": _visible(eval_drill_down(comparison.model_dump(mode="json"))),
+    }
+    for name, text in outputs.items():
+        missing = sorted(words for words in expected if words not in text)
+        assert not missing, f"{name} lacks {missing}"
+        assert "positive ->" not in text and "stance" not in text.lower(), name
+    states = [[cell.text for cell in row.cells] for row in view.omissions]
+    assert states == [["addresses it", "addresses it", "does not address it (checked 3 stored documents)"]]
+
+
+def test_judged_page_shows_the_answer_first_and_escapes_nothing_twice() -> None:
+    page = render.to_html(judged_comparison(), judged_documents())
+    text = _visible(page)
+    assert text.index("Answer") < text.index("Sources side by side") < text.index("Positions on each claim")
+    assert page.count('class="nc-source"') == 3 and 'data-source="department_of_defense"' in page
+    assert "<h3>U.S. Department of Defense</h3>" in page and "<h3>department_of_defense" not in page
+    assert (
+        "<h3>The Washington Post</h3>" in page and "<h3>Blog X</h3>" in page
+    )  # outlet, else the key readable
+    assert "&amp;amp;" not in page and "&amp;#34;" not in page
+    assert page.count("<circle") == 6 and "stroke-dasharray" in page  # unsure position: a dashed band

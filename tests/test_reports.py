@@ -231,8 +231,16 @@ def test_offline_report_writes_four_files(offline_run: dict[str, Any]) -> None:
 
     rows = list(csv.DictReader(io.StringIO((out / "comparisons.csv").read_text(encoding="utf-8"))))
     assert len(rows) == sum(len(i.comparison.sources) for i in data.items if i.comparison) == 10
-    assert {"question_id", "source", "stance", "confidence", "quotes_verified", "shifts"} <= set(rows[0])
-    assert all(row["status"] == "ok" and row["stance"] and int(row["quotes_verified"]) >= 0 for row in rows)
+    assert {
+        "question_id",
+        "source",
+        "position",
+        "tone",
+        "tone_confidence",
+        "quotes_verified",
+        "shifts",
+    } <= set(rows[0])
+    assert all(row["status"] == "ok" and row["tone"] and int(row["quotes_verified"]) >= 0 for row in rows)
     nyt_timeline = next(row for row in rows if row["question_id"] == "t01")
     assert int(nyt_timeline["shifts"]) == len(timeline.comparison.shifts)
 
@@ -249,6 +257,13 @@ def test_report_html_structure_and_escaping(offline_run: dict[str, Any]) -> None
     assert page.find("section", id="overview") and page.find("section", id="run")
     assert {a["href"] for a in page.find("a", href="#")} >= {"#q01", "#q02", "#q03", "#t01"}
     assert "Executive overview" in text and "Biggest shifts" in text and "Corpus snapshot" in text
+    # the overview tells a position toward the question from tone, and never calls tone a stance
+    assert (
+        "position toward the question" in text and "tone (not a position)" in text and "Disagreements" in text
+    )
+    assert (
+        "Tone: " in text and "stance per source" not in text.lower() and "stance toward" not in text.lower()
+    )
     assert "@media print" in html and "<link" not in html and "src=" not in html.replace("src=x", "")
     # the injected markup is text, never an element or an event handler
     assert not page.find("script") and not page.find("img")
@@ -532,3 +547,24 @@ def test_dry_run_sends_nothing(
     assert estimate["total"]["prompt_tokens"] == sum(q["prompt_tokens"] for q in estimate["questions"])
     assert "nothing was sent" in table.stdout and "q02" in table.stdout
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_overview_ranks_changes_of_position_and_keeps_only_opposed_differences() -> None:
+    from compare.report_view import biggest_shifts, disagreements, glance_row, item_view
+    from compare.reports import ItemResult, ReportItem
+    from tests.comparisons import documents, judged_comparison
+
+    item = ReportItem(id="q01", kind="question", heading="Missiles", question="Should the US send missiles?")
+    view = item_view(1, ItemResult(item=item, status="ok", comparison=judged_comparison()), documents(), {})
+    assert [r.shift.kind for r in biggest_shifts([view])] == [
+        "reported",
+        "position",
+    ]  # a tone change is not one
+    assert [d.difference.strength_text for d in disagreements([view])] == ["opposed"]  # no weaker contrast
+    glance = glance_row(view)
+    assert glance.positions == [
+        "U.S. Department of Defense: backs it · 0.86",
+        "The Washington Post: disputes it · 0.74",
+        "Blog X: not enough evidence (0.41)",
+    ]
+    assert glance.tones[0] == "U.S. Department of Defense: Tone: positive 0.62" and glance.opposed == 1

@@ -31,6 +31,11 @@ class AnalysisRequest:
     retrieved: Retrieved
     documents: dict[str, Document]
     filters: Filters = field(default_factory=Filters)
+    #: True when the user stated the target (`--target`); a stated target may be a proposition to measure.
+    target_given: bool = False
+    #: Further stored documents of a source about a claim, within `filters` (set by the engine): read before
+    #: a source is said not to address a claim. Documents it returns are added to `documents`.
+    related: Callable[[str, str, int, set[str]], list[Document]] | None = None
 
 
 @dataclass

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 
 from compare import __version__
 from compare.analysis.base import AnalysisRequest, Backend, Estimate, get_backend, question_target
-from compare.analysis.claim_stance import FEATURE_SPEC_VERSION, ClaimStance, ClaimStanceModel
 from compare.analysis.quotes import verify_quote
+from compare.analysis.stance_model import Judged, StanceModel, shared_model
 from compare.embedding import CachedEmbedder, Embedder
 from compare.errors import CompareError
 from compare.retrieval import RetrievalSettings, Retrieved, Retriever
@@ -26,7 +27,6 @@ class Engine:
     store: Store
     embedder: Embedder
     _backends: dict[str, Backend] = field(default_factory=dict)
-    _claim_model: ClaimStanceModel | None = None
 
     def __post_init__(self) -> None:
         # Everything the engine embeds (questions, evidence sentences, claims) goes through one memo.
@@ -61,7 +61,27 @@ class Engine:
             raise CompareError(_no_match_message(self.store, filters), hint=_no_match_hint(filters))
         doc_ids = sorted({d.doc_id for docs in retrieved.by_source.values() for d in docs})
         documents = self.store.get_documents(doc_ids)
-        return AnalysisRequest(question, target or question_target(question), retrieved, documents, filters)
+        request = AnalysisRequest(
+            question,
+            target or question_target(question),
+            retrieved,
+            documents,
+            filters,
+            target_given=bool(target),
+        )
+        request.related = partial(self._related_for_claim, request)
+        return request
+
+    def _related_for_claim(
+        self, request: AnalysisRequest, claim: str, source: str, n: int, skip: set[str]
+    ) -> list[Document]:
+        """Up to `n` stored documents of `source` closest to `claim`, within the question's filters."""
+        scope = replace(request.filters, sources=(source,))
+        hits = self.store.search(self.embedder.embed([claim])[0], k=4 * n + len(skip), filters=scope)
+        wanted = list(dict.fromkeys(h.doc_id for h in hits if h.doc_id not in skip))[:n]
+        found = self.store.get_documents(wanted) if wanted else {}
+        request.documents.update(found)
+        return [found[d] for d in wanted if d in found]
 
     def compare(
         self,
@@ -103,10 +123,8 @@ class Engine:
 
     # -- claim-level stance ------------------------------------------------------------------------------
 
-    def claim_model(self) -> ClaimStanceModel:
-        if self._claim_model is None:
-            self._claim_model = ClaimStanceModel.load(self.embedder)
-        return self._claim_model
+    def claim_model(self) -> StanceModel:
+        return shared_model()
 
     def claim_stance(
         self, claim: str, *, doc_ids: Sequence[str] = (), filters: Filters | None = None, max_docs: int = 10
@@ -130,9 +148,11 @@ class Engine:
         """Stances for (claim, document) pairs, in the same order, batched through the model once."""
         if not pairs:
             return []
-        answers = self.claim_model().predict_many([(claim, doc.text) for claim, doc in pairs])
+        model = self.claim_model()
+        answers = model.judge_many([(claim, doc.text, None) for claim, doc in pairs])
         return [
-            _claim_result(claim, doc, answer) for (claim, doc), answer in zip(pairs, answers, strict=True)
+            _claim_result(claim, doc, answer, model.method)
+            for (claim, doc), answer in zip(pairs, answers, strict=True)
         ]
 
     def _related_documents(self, claim: str, filters: Filters, max_docs: int) -> list[Document]:
@@ -145,10 +165,10 @@ class Engine:
         return [documents[doc_id] for doc_id in doc_ids if doc_id in documents]
 
 
-def _claim_result(claim: str, doc: Document, answer: ClaimStance) -> ClaimStanceResult:
+def _claim_result(claim: str, doc: Document, answer: Judged, method: str) -> ClaimStanceResult:
     evidence = None
-    if answer.evidence_end > answer.evidence_start:
-        start, end = answer.evidence_start, answer.evidence_end
+    if answer.evidence is not None and answer.label != "unrelated":
+        start, end = answer.evidence
         evidence = verify_quote(doc.text[start:end], doc, hint_start=start)
     return ClaimStanceResult(
         claim=claim,
@@ -160,7 +180,8 @@ def _claim_result(claim: str, doc: Document, answer: ClaimStance) -> ClaimStance
         confidence=round(answer.confidence, 4),
         probabilities={label: round(p, 4) for label, p in answer.probabilities.items()},
         evidence=evidence if evidence is not None and evidence.status != "unverified" else None,
-        method=f"claim-stance-fnc1@spec{FEATURE_SPEC_VERSION}",
+        sure=answer.sure,
+        method=method,
     )
 
 
@@ -184,6 +205,19 @@ def enforce_quotes(comparison: Comparison, request: AnalysisRequest) -> Comparis
         view.summary_quotes = [q for q in view.summary_quotes if valid(q)]
         for claim in view.claims:
             claim.quotes = [q for q in claim.quotes if valid(q)]
+    comparison.answer = [a for a in comparison.answer if all(valid(q) for q in a.quotes)]
+    for judgement in comparison.claims:
+        if judgement.origin is not None and not valid(judgement.origin):
+            judgement.origin = None
+    held = [p for j in comparison.claims for p in j.positions] + [
+        v.position for v in comparison.sources if v.position
+    ]
+    for held_position in {id(p): p for p in held}.values():
+        if held_position.quote is not None and not valid(held_position.quote):
+            held_position.quote, held_position.sure = None, False
+        for dated in held_position.by_date:
+            if dated.quote is not None and not valid(dated.quote):
+                dated.quote, dated.sure = None, False
     for agreement in comparison.agreements:
         agreement.quotes = [q for q in agreement.quotes if valid(q)]
     for difference in comparison.differences:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from compare.errors import ConfigError
-from compare.types import StanceLabel
+from compare.types import POSITION_OF_STANCE, PositionLabel, StanceLabel
 
 STANCE_LABELS: tuple[str, ...] = get_args(StanceLabel)
 #: Short labels some corpora use (BASIL: pos/neu/neg), accepted in datasets and stored as the long ones.
@@ -85,12 +85,61 @@ class ExpectedShift(_Strict):
     _dates = field_validator("before_date", "after_date", mode="before")(_iso_date)
 
 
+class ExpectedPosition(_Strict):
+    """One document's position toward the question's target (claim-stance labels are accepted: agree ->
+    backs, disagree -> disputes, discuss -> reports, unrelated -> not_addressed)."""
+
+    source: str
+    doc_id: str
+    position: PositionLabel
+    date: str | None = Field(default=None, description="The document's date: orders a shifting source's.")
+
+    _dates = field_validator("date", mode="before")(_iso_date)
+
+    @field_validator("position", mode="before")
+    @classmethod
+    def _stance_labels(cls, value: Any) -> Any:
+        return POSITION_OF_STANCE.get(str(value).lower(), value) if isinstance(value, str) else value
+
+
+SourcePair = tuple[str, str]
+
+
+def _distinct_pairs(value: list[SourcePair] | None) -> list[SourcePair] | None:
+    for first, second in value or []:
+        if first == second:
+            raise ValueError(f"a pair needs two different sources, not [{first}, {second}]")
+    return value
+
+
 class Expected(_Strict):
     sources: list[str] = Field(default_factory=list)
     stances: dict[str, StanceLabel] = Field(default_factory=dict)
     quotes_should_overlap: list[ExpectedQuote] = Field(default_factory=list)
     shifts: list[ExpectedShift] = Field(default_factory=list)
     reference_summary: str | None = None
+    # Judgements toward the target. For the lists below, null (absent) means "not measured" and [] means
+    # "measured: none expected", so that a predicted difference, agreement, shift or omission still counts
+    # against precision in a case that expects none.
+    positions: list[ExpectedPosition] = Field(default_factory=list)
+    differences: list[SourcePair] | None = Field(
+        default=None,
+        description="Unordered source pairs where one backs the target and the other disputes it.",
+    )
+    agreements: list[SourcePair] | None = Field(
+        default=None, description="Unordered source pairs that both back the target."
+    )
+    shifting: list[str] | None = Field(
+        default=None, description="Sources whose position on the target changes between their documents."
+    )
+    steady: list[str] | None = Field(
+        default=None, description="Sources with two or more documents that keep one position."
+    )
+    not_addressed: list[str] | None = Field(
+        default=None, description="Sources whose documents do not address the target (omissions)."
+    )
+
+    _pairs = field_validator("differences", "agreements")(_distinct_pairs)
 
     @field_validator("stances", mode="before")
     @classmethod
@@ -213,7 +262,9 @@ def load_dataset(path: Path) -> Dataset:
 _DATASET_HINT = (
     "case keys: name, inputs{question, target, k, corpus | documents, filters{sources, since, until, where}}, "
     "expected{sources, stances, quotes_should_overlap[{doc_id, text}], shifts[{source, before_date, "
-    "after_date, before_text, after_text, tolerance_days}], reference_summary}, metadata; see eval/README.md"
+    "after_date, before_text, after_text, tolerance_days}], reference_summary, positions[{source, doc_id, "
+    "position, date}], differences[[a, b]], agreements[[a, b]], shifting, steady, not_addressed}, metadata; "
+    "see eval/README.md"
 )
 
 

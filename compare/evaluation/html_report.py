@@ -1,7 +1,8 @@
 """A self-contained HTML eval report: no script, no external file; every value from a case or a model escaped.
 
-The matrix links to one section per case, with, per column, the metrics, the answer (per-source summary and
-stance, claims with their quotes and statuses, shifts), the quotes the gate dropped, and the expected values.
+The matrix links to one section per case, with, per column, the metrics, the answer laid out from the same view
+model as every other output (compare.view: positions, tone, claims, shifts, agreements, differences, omissions,
+quotes with their statuses), the quotes the gate dropped, and the expected values.
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ import json
 from html import escape
 from typing import Any
 
+from pydantic import ValidationError
+
 from compare.evaluation.report import ALL, HEADLINE, METRICS
+from compare.render import css, fragment
+from compare.types import Comparison
+from compare.view import build_view
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em;color:#222}
@@ -19,6 +25,7 @@ th{background:#f3f3f3;text-align:left}.worse{color:#b00;font-weight:bold}.better
 .error{color:#b00}.dim{color:#777}.q{border-left:3px solid #69c;padding-left:6px;margin:4px 0}
 .repaired{border-color:#c90}.unverified{border-color:#b00}details{margin:.5em 0}
 code{background:#f5f5f5;padding:0 3px}pre{white-space:pre-wrap;background:#fafafa;padding:6px}
+.nc-drill{max-width:none;padding:4px 0;font-size:14px}
 """
 
 
@@ -96,36 +103,21 @@ def _quote(quote: dict[str, Any]) -> str:
 
 
 def _answer(answer: dict[str, Any]) -> str:
-    parts = []
-    for view in answer.get("sources", []):
-        stance = view.get("stance", {})
-        parts.append(
-            f"<h5>{_e(view.get('source'))} — stance {_e(stance.get('label'))} "
-            f"({_num(stance.get('confidence'))})</h5><p>{_e(view.get('summary'))}</p>"
-        )
-        for claim in view.get("claims", []):
-            quotes = "".join(_quote(q) for q in claim.get("quotes", []))
-            parts.append(f"<p><b>claim</b> {_e(claim.get('text'))}</p>{quotes}")
-    for shift in answer.get("shifts", []):
-        parts.append(
-            f"<p><b>shift</b> {_e(shift.get('source'))}: {_e(shift.get('description'))}</p>"
-            + _quote(shift["before"]["quote"])
-            + _quote(shift["after"]["quote"])
-        )
-    for agreement in answer.get("agreements", []):
-        parts.append(
-            f"<p><b>agreement</b> {_e(', '.join(agreement.get('sources', [])))}: "
-            f"{_e(agreement.get('claim'))}</p>"
-        )
+    """The drill-down of one answer: the comparison view every other output shows (answer, positions, claims,
+    shifts, agreements, differences, omissions), then how it was made. An answer that is not a Comparison
+    (an older or broken record) falls back to its raw JSON."""
+    try:
+        comparison = Comparison.model_validate(answer)
+    except ValidationError:
+        return f"<pre>{_e(json.dumps(answer, ensure_ascii=False, indent=1))}</pre>"
+    view = build_view(comparison)
     meta = answer.get("meta", {})
-    parts.append(
+    how = (
         f"<p class='dim'>backend {_e(meta.get('backend'))} · model {_e(meta.get('model'))} · prompt "
         f"{_e(meta.get('prompt'))} · settings {_e(meta.get('settings_hash'))} · quotes "
         f"{_e(json.dumps(meta.get('quotes', {})))}</p>"
     )
-    for warning in meta.get("warnings", []):
-        parts.append(f"<p class='dim'>warning: {_e(warning)}</p>")
-    return "".join(parts)
+    return f'<div class="nc-report nc-drill">{fragment("header", view)}{fragment("body", view, 4)}</div>{how}'
 
 
 def _case_section(case: dict[str, Any], labels: list[str]) -> str:
@@ -180,7 +172,7 @@ def to_html(report: dict[str, Any]) -> str:
     sections = "".join(_case_section(case, labels) for case in report["cases"])
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>eval {_e(report['suite'])}</title>"
-        f"<style>{_CSS}</style></head><body><h1>eval {_e(report['suite'])}</h1>"
+        f"<style>{_CSS}{css()}</style></head><body><h1>eval {_e(report['suite'])}</h1>"
         f"<p class='dim'>{_e(report['created_at'])} · package {_e(report['package_version'])} · settings "
         f"{_e(report['settings_hash'])} · embedder {_e(report['embedder'])} · {_e(report['seconds'])} s</p>"
         f"<ul>{columns}</ul>{vs}<ul>{checks}</ul><h2>matrix</h2>{_matrix(report)}"

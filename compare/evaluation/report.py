@@ -2,9 +2,11 @@
 
 Aggregation (per column, over all cases, and per dataset): ratios are pooled where they have a natural count
 (quote validity = all verified / all proposed; citation support; stance over all (expected, predicted) pairs;
-shift recall and ordering), other per-case scores (coverage, span precision/recall and their base rates,
-ROUGE-L, cosines) are means over the cases that measure them; tokens and cost are sums; latency is given as
-p50 and p95 over the cases; errors count the cases that raised.
+shift recall and ordering; judgements: positions over all expected documents, differences, agreements,
+position shifts and omissions over all pairs or sources — micro, never a mean of per-case ratios), other
+per-case scores (coverage, span precision/recall and their base rates, ROUGE-L, cosines) are means over the
+cases that measure them; tokens and cost are sums; latency is given as p50 and p95 over the cases; errors
+count the cases that raised.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from compare import __version__
 from compare.errors import ConfigError
 from compare.evaluation.runner import CaseResult, EvalRun
+from compare.judgement_metrics import position_scores
 from compare.metrics import CITATION_SUPPORT_THRESHOLD, macro_f1, majority_baseline, mean, percentile
 
 REPORT_SCHEMA = "ncompare-eval/1"
@@ -49,6 +52,22 @@ METRICS: dict[str, MetricInfo] = {
     "shift_recall": MetricInfo(True, "expected shifts found (pooled)"),
     "shift_ordering": MetricInfo(True, "found expected shifts in the right order (pooled)"),
     "shifts_found": MetricInfo(None, "shifts reported in all"),
+    "position_accuracy": MetricInfo(True, "per-document position toward the target = expected (pooled)"),
+    "position_macro_f1": MetricInfo(True, "macro-F1 of per-document positions over the 4 labels (pooled)"),
+    "position_majority_accuracy": MetricInfo(None, "accuracy of always answering the majority position"),
+    "position_majority_macro_f1": MetricInfo(None, "macro-F1 of the majority position baseline"),
+    "position_sure_precision": MetricInfo(True, "sure positions that are right (pooled)"),
+    "position_sure_coverage": MetricInfo(None, "documents whose position is sure (pooled)"),
+    "difference_precision": MetricInfo(True, "predicted backs-vs-disputes pairs on the target that are true"),
+    "difference_recall": MetricInfo(True, "expected backs-vs-disputes pairs found (pooled)"),
+    "agreement_precision": MetricInfo(True, "predicted both-back pairs on the target that are true"),
+    "agreement_recall": MetricInfo(True, "expected both-back pairs found (pooled)"),
+    "position_shift_precision": MetricInfo(True, "sources with a position shift on the target that shift"),
+    "position_shift_recall": MetricInfo(True, "shifting sources found with a position shift (pooled)"),
+    "position_shift_direction": MetricInfo(True, "found shifting sources with the right before/after labels"),
+    "steady_false_shift_rate": MetricInfo(False, "steady sources given a position shift (pooled)"),
+    "omission_precision": MetricInfo(True, "sources said to ignore the target that do (pooled)"),
+    "omission_recall": MetricInfo(True, "sources that ignore the target said to (pooled)"),
     "span_precision": MetricInfo(True, "judged quotes overlapping an expected span (mean over cases)"),
     "span_recall": MetricInfo(True, "expected spans overlapped by a quote (mean over cases)"),
     "span_base_precision": MetricInfo(None, "span precision of random sentences"),
@@ -71,6 +90,9 @@ HEADLINE = (
     "source_coverage",
     "stance_macro_f1",
     "shift_recall",
+    "position_macro_f1",
+    "difference_precision",
+    "position_shift_recall",
     "span_recall",
     "rouge_l",
     "errors",
@@ -145,6 +167,7 @@ def aggregate(results: list[CaseResult]) -> dict[str, Any]:
         "shifts_expected": int(_sum(ok, "shifts_expected")),
         "shifts_found": int(_sum(ok, "shifts_found")),
     }
+    values |= _judgement_aggregate(ok)
     for key in (
         "source_coverage",
         "span_precision",
@@ -168,6 +191,39 @@ def aggregate(results: list[CaseResult]) -> dict[str, Any]:
         "cases": len(results),
     }
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in values.items()}
+
+
+#: Judgement families scored as sets (of source pairs or sources): `<name>_precision`, `<name>_recall`, pooled
+#: from the per-case counts `<name>s_matched`, `<name>s_predicted`, `<name>s_expected`.
+_POOLED_SETS = ("difference", "agreement", "omission", "position_shift")
+
+
+def _judgement_aggregate(ok: list[CaseResult]) -> dict[str, Any]:
+    """Positions pooled over every expected document; sets pooled over pairs or sources (micro)."""
+    rows = [
+        (p["expected"], p["predicted"], p["sure"]) for r in ok for p in r.details.get("position_pairs", [])
+    ]
+    positions = position_scores(rows)
+    _, majority_accuracy, majority_f1 = majority_baseline([e for e, _, _ in rows])
+    values: dict[str, Any] = {
+        "position_accuracy": positions.accuracy,
+        "position_macro_f1": positions.macro_f1,
+        "position_majority_accuracy": majority_accuracy,
+        "position_majority_macro_f1": majority_f1,
+        "position_sure_precision": positions.sure_precision,
+        "position_sure_coverage": positions.sure_coverage,
+        "positions_expected": positions.documents,
+    }
+    for name in _POOLED_SETS:
+        matched, predicted = _sum(ok, f"{name}s_matched"), _sum(ok, f"{name}s_predicted")
+        values[f"{name}_precision"] = _ratio(matched, predicted)
+        values[f"{name}_recall"] = _ratio(matched, _sum(ok, f"{name}s_expected"))
+        values[f"{name}s_expected"] = int(_sum(ok, f"{name}s_expected"))
+    values["position_shift_direction"] = _ratio(
+        _sum(ok, "position_shifts_directed"), _sum(ok, "position_shifts_matched")
+    )
+    values["steady_false_shift_rate"] = _ratio(_sum(ok, "steady_shifted"), _sum(ok, "steady_sources"))
+    return values
 
 
 def aggregates(run: EvalRun) -> dict[str, dict[str, dict[str, Any]]]:
@@ -263,6 +319,16 @@ CASE_COMPARED = (
     "stance_macro_f1",
     "shift_recall",
     "shift_ordering",
+    "position_macro_f1",
+    "position_sure_precision",
+    "difference_precision",
+    "difference_recall",
+    "agreement_precision",
+    "position_shift_precision",
+    "position_shift_recall",
+    "steady_false_shift_rate",
+    "omission_precision",
+    "omission_recall",
     "span_precision",
     "span_recall",
     "rouge_l",

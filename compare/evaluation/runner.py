@@ -8,7 +8,7 @@ column keeps the `replay:` name so results compare across runs (the server's por
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,17 @@ from compare.evaluation import synthetic
 from compare.evaluation.corpora import CorpusStore, CorpusStores
 from compare.evaluation.datasets import Case, Dataset, Suite, suite_relative
 from compare.evaluation.replay import Cassette, ReplayServer
+from compare.judgement_metrics import (
+    judged_pairs,
+    position_rows,
+    position_scores,
+    position_shifts,
+    predicted_agreements,
+    predicted_differences,
+    predicted_omissions,
+    set_scores,
+    shift_judgement,
+)
 from compare.metrics import (
     Span,
     citation_support,
@@ -216,6 +227,7 @@ def evaluate(case: Case, comparison: Comparison, corpus: CorpusStore, embedder: 
 
     _stance(result, case, comparison)
     _shifts(result, case, comparison)
+    score_judgements(result, case, comparison)
     _spans(result, quotes, wanted, documents)
     _summary(result, case, comparison, documents, lead_ids, embedder)
     _cost(result, comparison)
@@ -254,6 +266,76 @@ def _shifts(result: CaseResult, case: Case, comparison: Comparison) -> None:
         }
         for v in views
     ]
+
+
+def score_judgements(result: CaseResult, case: Case, comparison: Comparison) -> None:
+    """Positions toward the target and what follows from them; each family only when the case states it."""
+    expected = case.expected
+    rows = position_rows(expected.positions, comparison)
+    scores = position_scores([(r.expected, r.predicted, r.sure) for r in rows])
+    result.metrics |= {
+        "position_accuracy": scores.accuracy,
+        "position_macro_f1": scores.macro_f1,
+        "position_sure_precision": scores.sure_precision,
+        "position_sure_coverage": scores.sure_coverage,
+        "positions_expected": scores.documents,
+        "positions_sure": scores.sure,
+        "positions_sure_correct": scores.sure_correct,
+    }
+    result.details["position_pairs"] = [vars(r) for r in rows]
+    unjudged = expected.shifting or []
+    differences = judged_pairs(predicted_differences(comparison), unjudged)
+    _compare_sets(result, "difference", sorted(differences), expected.differences)
+    agreements = judged_pairs(predicted_agreements(comparison), unjudged)
+    _compare_sets(result, "agreement", sorted(agreements), expected.agreements)
+    _compare_sets(result, "omission", sorted(predicted_omissions(comparison)), expected.not_addressed)
+    _position_shifts(result, case, comparison)
+
+
+def _compare_sets(
+    result: CaseResult, name: str, predicted: Sequence[Hashable], expected: Sequence[Hashable] | None
+) -> None:
+    """`<name>_precision`, `<name>_recall` and the counts they pool from; all None when not measured."""
+    keys = (
+        f"{name}_precision",
+        f"{name}_recall",
+        f"{name}s_predicted",
+        f"{name}s_expected",
+        f"{name}s_matched",
+    )
+    if expected is None:
+        result.metrics |= dict.fromkeys(keys)
+        return
+    wanted = [tuple(sorted(x)) if isinstance(x, tuple | list) else x for x in expected]
+    scores = set_scores(predicted, wanted)
+    values = (scores.precision, scores.recall, scores.predicted, scores.expected, scores.matched)
+    result.metrics |= dict(zip(keys, values, strict=True))
+    result.details[f"{name}s"] = {"predicted": list(predicted), "expected": sorted(set(wanted))}
+
+
+def _position_shifts(result: CaseResult, case: Case, comparison: Comparison) -> None:
+    expected = case.expected
+    keys = (
+        "position_shift_direction",
+        "position_shifts_directed",
+        "steady_false_shift_rate",
+        "steady_sources",
+        "steady_shifted",
+    )
+    if expected.shifting is None:
+        _compare_sets(result, "position_shift", [], None)
+        result.metrics |= dict.fromkeys(keys)
+        return
+    shifts = shift_judgement(expected.shifting, expected.steady or [], expected.positions, comparison)
+    _compare_sets(result, "position_shift", sorted(position_shifts(comparison)), expected.shifting)
+    values = (
+        shifts.direction,
+        shifts.directed,
+        shifts.false_shift_rate,
+        shifts.steady,
+        shifts.steady_shifted,
+    )
+    result.metrics |= dict(zip(keys, values, strict=True))
 
 
 def _spans(

@@ -17,6 +17,7 @@ _SHORT = {
     "citation_support": "cite",
     "source_coverage": "cover",
     "stance_macro_f1": "stanceF1",
+    "position_macro_f1": "posF1",
     "shift_recall": "shift",
     "span_recall": "spanR",
     "rouge_l": "rougeL",
@@ -47,12 +48,13 @@ def cell(result: dict[str, Any]) -> Text:
     if metrics.get("quotes_dropped"):
         validity += f" ({metrics['quotes_dropped']} dropped)"
     parts.append((f"valid {validity}", _style(marks, "quote_validity") or _style(marks, "quotes_dropped")))
-    for metric in ("citation_support", "source_coverage", "stance_macro_f1", "rouge_l"):
+    for metric in ("citation_support", "source_coverage", "stance_macro_f1", "position_macro_f1", "rouge_l"):
         if metrics.get(metric) is not None:
             parts.append((f"{_SHORT[metric]} {_number(metrics[metric])}", _style(marks, metric)))
     if metrics.get("shifts_expected"):
         shift = f"shift {metrics['shifts_matched']}/{metrics['shifts_expected']}"
         parts.append((shift, _style(marks, "shift_recall")))
+    parts += _judgement_parts(metrics, marks)
     if metrics.get("span_recall") is not None:
         span = f"span P{_number(metrics.get('span_precision'))} R{_number(metrics['span_recall'])}"
         span += f" (rand R{_number(metrics.get('span_base_recall'))})"
@@ -61,6 +63,26 @@ def cell(result: dict[str, Any]) -> Text:
     for index, (words, style) in enumerate(parts):
         text.append(("  " if index % 3 else ("\n" if index else "")) + words, style=style)
     return text
+
+
+def _judgement_parts(metrics: dict[str, Any], marks: dict[str, Any]) -> list[tuple[str, str]]:
+    """Differences and omissions as precision/recall, position shifts as found/expected and false shifts
+    on steady sources; only the families the case measures."""
+    parts = []
+    for name, short in (("difference", "diff"), ("omission", "omit")):
+        if metrics.get(f"{name}s_expected") is not None:
+            precision, recall = metrics.get(f"{name}_precision"), metrics.get(f"{name}_recall")
+            words = f"{short} P{_number(precision)} R{_number(recall)}"
+            parts.append((words, _style(marks, f"{name}_precision") or _style(marks, f"{name}_recall")))
+    if metrics.get("position_shifts_expected") is not None:
+        words = f"pshift {metrics['position_shifts_matched']}/{metrics['position_shifts_expected']}"
+        words += f" +{metrics['position_shifts_predicted'] - metrics['position_shifts_matched']}"
+        if metrics.get("steady_sources"):
+            words += f" steady {metrics['steady_shifted']}/{metrics['steady_sources']}"
+        parts.append(
+            (words, _style(marks, "position_shift_recall") or _style(marks, "steady_false_shift_rate"))
+        )
+    return parts
 
 
 def print_matrix(console: Console, report: dict[str, Any]) -> None:
