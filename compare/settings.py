@@ -150,6 +150,11 @@ class JudgementSettings(BaseModel):
         description="Claim-passage pairs the stance model reads per question, at most (claims are dropped "
         "from the least relevant up, with a warning).",
     )
+    on_llm: bool = Field(
+        default=True,
+        description="With an LLM backend, take positions, agreements, differences, omissions and shifts from "
+        "the measured judgement layer (the model writes summaries and per-source claims).",
+    )
     duplicate_claim_similarity: float = Field(
         default=0.8,
         gt=0,

@@ -313,6 +313,9 @@ class ComparisonMeta(BaseModel):
     backend: str
     model: str | None = None
     prompt: str | None = Field(default=None, description="prompt id@version, for LLM backends.")
+    judgement_model: str | None = Field(
+        default=None, description="The model that judged positions, when another backend wrote the summaries."
+    )
     settings_hash: str
     package_version: str
     tokens_in: int = 0

@@ -450,8 +450,15 @@ def main() -> None:
         "fnc1", nargs="?", type=Path, default=EVAL.parent.parent / "shared" / "corpus" / "fnc1"
     )
     parser.add_argument("--max-cases", type=int, default=MAX_CASES)
+    parser.add_argument(
+        "--eval-dir",
+        type=Path,
+        default=EVAL,
+        help="where data/ and datasets/ go (e.g. build/eval_tune for a tuning set from fnc1_train's "
+        "validation stories, written by scripts/stance_data.py)",
+    )
     args = parser.parse_args()
-    print(json.dumps(build(args.fnc1, EVAL, args.max_cases), indent=2))
+    print(json.dumps(build(args.fnc1, args.eval_dir, args.max_cases), indent=2))
 
 
 if __name__ == "__main__":

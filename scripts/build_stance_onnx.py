@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from compare.analysis.stance_model import LABELS, StanceConfig, StanceModel, model_dir  # noqa: E402
-from compare.analysis.stance_passage import PASSAGE_SPEC  # noqa: E402
 from compare.embedding import create_session  # noqa: E402
 
 TARGET_PRECISION = {"agree": 0.8, "disagree": 0.7, "discuss": 0.8, "unrelated": 0.9}
@@ -177,7 +176,8 @@ def main() -> int:
     quantize(args.model / "model.onnx", args.out / "model.onnx")
     config = {
         "version": VERSION,
-        "passage_spec": PASSAGE_SPEC,
+        # The spec the training passages were made with; loading refuses it if this code selects otherwise.
+        "passage_spec": train["data"]["passage_spec"],
         "temperature": train["validation"]["temperature"],
         "max_len": train["settings"]["max_len"],
         "labels": list(LABELS),

@@ -26,7 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from compare.analysis.stance_model import LABELS  # noqa: E402
-from compare.analysis.stance_passage import PASSAGE_SPEC, passage_spans  # noqa: E402
+from compare.analysis.stance_passage import (  # noqa: E402
+    PASSAGE_SPEC,
+    PASSAGE_SPEC_NO_BONUS,
+    REFUTE_BONUS,
+    passage_spans,
+)
 
 #: Share of fnc1_train's related pairs (whole stories) kept aside for early stopping.
 VAL_SHARE = 0.12
@@ -128,10 +133,10 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def rows(pairs: list[Pair], bodies: dict[int, str], prefix: str) -> list[dict[str, object]]:
+def rows(pairs: list[Pair], bodies: dict[int, str], prefix: str, bonus: float) -> list[dict[str, object]]:
     out = []
     for pair in pairs:
-        passage = passage_spans(pair.claim, bodies[pair.body_id])
+        passage = passage_spans(pair.claim, bodies[pair.body_id], refute_bonus=bonus)
         out.append(
             {
                 "claim": pair.claim,
@@ -154,6 +159,12 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "corpus")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "stance")
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--refute-bonus",
+        type=float,
+        default=REFUTE_BONUS,
+        help="0 gives the passages of the first training stage (spec v1)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train_corpus = load_corpus(args.shared / "fnc1_train")
@@ -163,15 +174,26 @@ def main() -> int:
     unrelated = LABELS.index("unrelated")
     train = [p for p in kept if p.label != unrelated or rng.random() < UNRELATED_KEEP]
     splits = {
-        "train": rows(train, train_corpus.bodies, "train-"),
-        "val": rows(val, train_corpus.bodies, "train-"),
-        "test": rows(test_corpus.pairs, test_corpus.bodies, "test-"),
+        "train": rows(train, train_corpus.bodies, "train-", args.refute_bonus),
+        "val": rows(val, train_corpus.bodies, "train-", args.refute_bonus),
+        "test": rows(test_corpus.pairs, test_corpus.bodies, "test-", args.refute_bonus),
     }
     for name, items in splits.items():
         write(args.out / f"{name}.jsonl", items)
+    # The validation stories in FNC-1's own format: eval/build_fnc1_judgements.py makes a tuning set of
+    # multi-outlet cases from them (rules are tuned there, never on the fnc1 subset they are measured on).
+    fnc1_val = args.out / "fnc1_val"
+    fnc1_val.mkdir(exist_ok=True)
+    val_bodies = sorted({p.body_id for p in val})
+    write(fnc1_val / "bodies.jsonl", [{"body_id": b, "text": train_corpus.bodies[b]} for b in val_bodies])
+    write(
+        fnc1_val / "stances.jsonl",
+        [{"headline": p.claim, "body_id": p.body_id, "stance": LABELS[p.label]} for p in val],
+    )
     inputs = [args.shared / d / f for d in ("fnc1_train", "fnc1") for f in ("bodies.jsonl", "stances.jsonl")]
     info = {
-        "passage_spec": PASSAGE_SPEC,
+        "passage_spec": PASSAGE_SPEC if args.refute_bonus == REFUTE_BONUS else PASSAGE_SPEC_NO_BONUS,
+        "refute_bonus": args.refute_bonus,
         "seed": args.seed,
         "val_share": VAL_SHARE,
         "unrelated_keep": UNRELATED_KEEP,

@@ -172,22 +172,40 @@ def main() -> int:
     parser.add_argument("--max-len", type=int, default=224)
     parser.add_argument("--class-power", type=float, default=0.6)
     parser.add_argument("--evals-per-epoch", type=int, default=3)
-    parser.add_argument("--max-minutes", type=float, default=120.0)
+    parser.add_argument("--max-minutes", type=float, default=240.0)
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="stop after this many steps (the schedule still spans --epochs)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--init", type=Path, help="continue from this state dict (best.pt of an earlier run)")
+    parser.add_argument(
+        "--oversample-disagree",
+        type=int,
+        default=1,
+        help="copies of each `disagree` training pair (the rarest class, 4%% of pairs)",
+    )
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     tok = tokenizer(args.max_len)
-    train = encode(tok, load(args.data / "train.jsonl"))
+    train_rows = load(args.data / "train.jsonl")
+    disagree = LABELS.index("disagree")
+    train_rows += [r for r in train_rows if r["label"] == disagree] * (args.oversample_disagree - 1)
+    train = encode(tok, train_rows)
     val = encode(tok, load(args.data / "val.jsonl"))
     val_truth = np.array([label for *_, label in val])
     counts = np.bincount([label for *_, label in train], minlength=len(LABELS)).astype(np.float64)
     weights = (counts.sum() / counts) ** args.class_power
     weights = weights / weights.mean()
     model = BertForSequenceClassification.from_pretrained(str(args.base), num_labels=len(LABELS))
+    if args.init:
+        model.load_state_dict(torch.load(args.init))
     model.train()
     steps_per_epoch = math.ceil(len(train) / args.batch)
     total = int(steps_per_epoch * args.epochs)
@@ -215,7 +233,7 @@ def main() -> int:
             step += 1
             if step % 50 == 0:
                 print(f"step {step}/{total} loss {loss.item():.3f} {time.time() - started:.0f}s", flush=True)
-            timed_out = (time.time() - started) / 60 > args.max_minutes
+            timed_out = (time.time() - started) / 60 > args.max_minutes or step == args.max_steps
             if step % eval_every == 0 or step >= total or timed_out:
                 logits = logits_of(model, val)
                 scores = metrics(logits, val_truth)

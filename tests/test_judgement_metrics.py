@@ -74,7 +74,7 @@ def quote(doc_id: str) -> Quote:
 
 def source_position(source: str, labels: dict[str, str], sure: bool = True) -> SourcePosition:
     dated = [
-        DatedPosition(date=DATES.get(d), doc_id=d, label=label, confidence=0.9)  # type: ignore[arg-type]
+        DatedPosition(date=DATES.get(d), doc_id=d, label=label, confidence=0.9, sure=sure)  # type: ignore[arg-type]
         for d, label in labels.items()
     ]
     last = list(labels.values())[-1]

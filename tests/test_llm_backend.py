@@ -951,9 +951,12 @@ def test_engine_runs_the_llm_backend_on_ingested_articles(services: Any) -> None
     assert comparison.meta.backend == spec and comparison.meta.prompt == "compare@1"
     assert comparison.meta.retrieval and comparison.meta.settings_hash
     assert "dropped_by_final_check" not in comparison.meta.quotes
-    assert comparison.meta.quotes["presented"] == len(all_quotes(comparison)) > 0
-    assert len(comparison.agreements) == 1
-    for quote in all_quotes(comparison):
+    assert comparison.meta.quotes["presented"] == len(comparison.presented_quotes()) > 0
+    # positions, agreements, differences, omissions and shifts come from the measured judgement layer
+    assert comparison.meta.judgement_model and comparison.claims
+    assert all(a.claim_id for a in comparison.agreements) and all(d.claim_id for d in comparison.differences)
+    assert all(s.kind in ("position", "reported") for s in comparison.shifts)
+    for quote in comparison.presented_quotes():
         stored = services.store.get_document(quote.doc_id)
         assert stored.text[quote.char_start : quote.char_end] == quote.text
     assert get_backend(

@@ -9,6 +9,7 @@ from functools import partial
 
 from compare import __version__
 from compare.analysis.base import AnalysisRequest, Backend, Estimate, get_backend, question_target
+from compare.analysis.offline import OfflineBackend
 from compare.analysis.quotes import verify_quote
 from compare.analysis.stance_model import Judged, StanceModel, shared_model
 from compare.embedding import CachedEmbedder, Embedder
@@ -96,7 +97,10 @@ class Engine:
         started = time.perf_counter()
         self._forget_vectors()
         request = self.request(question, filters=filters, k=k, target=target)
-        comparison = self.backend(backend, api_key=api_key).compare(request)
+        chosen = self.backend(backend, api_key=api_key)
+        comparison = chosen.compare(request)
+        if not isinstance(chosen, OfflineBackend) and self.settings.judgement.on_llm:
+            self._add_measured_judgements(comparison, request)
         checked = enforce_quotes(comparison, request)
         meta = checked.meta
         meta.backend = backend or self.settings.backend
@@ -107,6 +111,24 @@ class Engine:
         meta.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         checked.filters = _filters_dict(filters or Filters())
         return checked
+
+    def _add_measured_judgements(self, comparison: Comparison, request: AnalysisRequest) -> None:
+        """An LLM writes summaries and per-source claims; the labels shown across sources (positions,
+        agreements, differences, omissions, shifts) come from the measured judgement layer, as offline."""
+        judge = self.backend("offline")
+        assert isinstance(judge, OfflineBackend)
+        judged = judge.judge(request)
+        if judged is None:
+            return
+        comparison.target_is_proposition = judged.proposition
+        comparison.claims, comparison.answer = judged.claims, judged.answer
+        comparison.shifts, comparison.agreements = judged.shifts, judged.agreements
+        comparison.differences, comparison.omissions = judged.differences, judged.omissions
+        target = next((c for c in judged.claims if c.is_target), None)
+        for view in comparison.sources:
+            view.position = target.position(view.source) if target is not None else None
+        comparison.meta.warnings += judged.warnings
+        comparison.meta.judgement_model = judge.model
 
     def _forget_vectors(self) -> None:
         """Each question starts from no remembered vectors, so its answer never depends on earlier questions

@@ -228,19 +228,19 @@ def answer(
     target = next((c for c in claims if c.is_target), None)
     if target is not None:
         sentences += _target_sentences(target, names)
-    else:
-        sentences.append(
-            AnswerSentence(
-                text="The question names a topic rather than a claim to back or dispute, so no source is "
-                "scored for or against it; the claims the sources make are compared below."
-            )
-        )
     for shift in shifts[:2]:
         sentences.append(
             AnswerSentence(text=_shift_sentence(shift, names), quotes=[shift.before.quote, shift.after.quote])
         )
     if target is None:
         sentences += _claim_sentences(found_agreements, found_differences, names)
+    if not sentences:
+        sentences.append(
+            AnswerSentence(
+                text="The question names a topic rather than a claim to back or dispute, and no source takes a "
+                "clear position on the claims found or changes one over time; the sources are shown below."
+            )
+        )
     return sentences[:4]
 
 

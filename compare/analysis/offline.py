@@ -49,13 +49,18 @@ from compare.errors import CompareError
 from compare.retrieval import mmr_by_relevance
 from compare.settings import Settings
 from compare.types import (
+    Agreement,
+    AnswerSentence,
     Claim,
     ClaimJudgement,
     Comparison,
     ComparisonMeta,
+    Difference,
     DocRef,
     Document,
+    Omission,
     Quote,
+    Shift,
     SourceView,
 )
 
@@ -78,6 +83,20 @@ class Sentence:
     text: str
     relevance: float = 0.0
     vector: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+@dataclass
+class Judgements:
+    """What the judgement layer adds to a comparison; every label in it rests on sure positions."""
+
+    proposition: bool
+    claims: list[ClaimJudgement]
+    shifts: list[Shift]
+    agreements: list[Agreement]
+    differences: list[Difference]
+    omissions: list[Omission]
+    answer: list[AnswerSentence]
+    warnings: list[str]
 
 
 @lru_cache(maxsize=512)
@@ -110,28 +129,22 @@ class OfflineBackend(Backend):
                 "the retrieved passages contain no usable sentences",
                 hint="widen the filters or raise -k; check `ncompare sources` for what is stored",
             )
-        names = _outlet_names(request)
-        proposition = is_proposition(request.target, explicit=request.target_given) or (
-            not request.target_given and is_proposition(request.question, explicit=False)
-        )
-        claims = self._judge(request, sentences, proposition)
-        shifts = position_shifts(claims, names)
-        shifts += reported_shifts(sentences, request.documents, self._quote)
-        found_agreements, found_differences = agreements(claims), differences(claims)
+        judged = self._judgements(request, sentences)
         views = [
-            self._source_view(source, sentences, claims, request) for source in request.retrieved.by_source
+            self._source_view(source, sentences, judged.claims, request)
+            for source in request.retrieved.by_source
         ]
         return Comparison(
             question=request.question,
             target=request.target,
-            target_is_proposition=proposition,
-            answer=answer(claims, shifts, found_agreements, found_differences, names),
-            claims=claims,
+            target_is_proposition=judged.proposition,
+            answer=judged.answer,
+            claims=judged.claims,
             sources=views,
-            shifts=shifts,
-            agreements=found_agreements,
-            differences=found_differences,
-            omissions=omissions(claims),
+            shifts=judged.shifts,
+            agreements=judged.agreements,
+            differences=judged.differences,
+            omissions=judged.omissions,
             meta=ComparisonMeta(
                 backend="offline",
                 model=self.model if self._stance is None else f"{self.model} ({self._stance.method})",
@@ -139,6 +152,33 @@ class OfflineBackend(Backend):
                 package_version=__version__,
                 warnings=self.warnings,
             ),
+        )
+
+    def judge(self, request: AnalysisRequest) -> Judgements | None:
+        """The measured judgements alone (claims, positions, shifts, agreements, differences, omissions, the
+        answer), for another backend's comparison; None when the retrieved passages hold no statement."""
+        self.warnings = []
+        sentences = self._evidence(request)
+        return self._judgements(request, sentences) if sentences else None
+
+    def _judgements(self, request: AnalysisRequest, sentences: list[Sentence]) -> Judgements:
+        names = _outlet_names(request)
+        proposition = is_proposition(request.target, explicit=request.target_given) or (
+            not request.target_given and is_proposition(request.question, explicit=False)
+        )
+        claims = self._judge(request, sentences, proposition)
+        shifts = position_shifts(claims, names)
+        shifts += reported_shifts(sentences, request.documents, self._quote, self.embedder.embed)
+        found_agreements, found_differences = agreements(claims), differences(claims)
+        return Judgements(
+            proposition=proposition,
+            claims=claims,
+            shifts=shifts,
+            agreements=found_agreements,
+            differences=found_differences,
+            omissions=omissions(claims),
+            answer=answer(claims, shifts, found_agreements, found_differences, names),
+            warnings=list(self.warnings),
         )
 
     # -- evidence ----------------------------------------------------------------------------------------
