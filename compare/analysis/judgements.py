@@ -280,7 +280,9 @@ def _target_sentences(target: ClaimJudgement, names: dict[str, str]) -> list[Ans
 def _shift_sentence(shift: Shift, names: dict[str, str]) -> str:
     who = names.get(shift.source, shift.source)
     if shift.kind == "reported":
-        return f"{who} reports a change of position: from “{shift.before.quote.text}” to “{shift.after.quote.text}”."
+        after = shift.after.quote.text
+        stop = "" if after.rstrip("”\"'")[-1:] in ".!?" else "."
+        return f"{who} reports a change of position: from “{shift.before.quote.text}” to “{after}”{stop}"
     return (
         f"{who} changed position on “{shift.topic}”: {PAST.get(str(shift.before.stance), shift.before.stance)} "
         f"on {human_date(shift.before.date)}, {PAST.get(str(shift.after.stance), shift.after.stance)} "

@@ -122,16 +122,8 @@ def _from_to(doc: Document, sentence: SentenceLike, quote_of: QuoteOf) -> Shift 
         return None
     before = quote_of(doc, sentence.start + span.start("before"), sentence.start + span.end("before"))
     after = quote_of(doc, sentence.start + span.start("after"), sentence.start + span.end("after"))
-    return Shift(
-        source=sentence.source,
-        topic=sentence.text,
-        kind="reported",
-        before=ShiftPoint(date=None, stance="reports", quote=before),
-        after=ShiftPoint(date=doc.date, stance="reports", quote=after),
-        description=f"Reports a {cue.group(0).lower()}: from “{before.text}” to “{after.text}”",
-        cues=[cue.group(0).lower()],
-        score=FROM_TO_CONFIDENCE,
-    )
+    description = f"Reports a {cue.group(0).lower()}: from “{before.text}” to “{after.text}”"
+    return _reported(doc, sentence, before, after, description, [cue.group(0).lower()], FROM_TO_CONFIDENCE)
 
 
 def _act_sentences(doc: Document, known: Sequence[SentenceLike], embed: Embed) -> list[SentenceLike]:
@@ -164,15 +156,29 @@ def _paired(doc: Document, old: SentenceLike, new: SentenceLike, quote_of: Quote
     old_cue = _OLD_STANCE.search(old.text)
     new_cue = _NEW_LINE.search(new.text)
     cues = [m.group(0).lower() for m in (old_cue, new_cue) if m]
+    description = f"Reports an earlier position (“{cues[0]}”) and what replaced it (“{cues[-1]}”)"
+    return _reported(doc, new, before, after, description, cues, PAIRED_CONFIDENCE)
+
+
+def _reported(
+    doc: Document,
+    told: SentenceLike,
+    before: Quote,
+    after: Quote,
+    description: str,
+    cues: list[str],
+    score: float,
+) -> Shift:
+    """A change the document tells: the earlier side is undated (the article does not say when)."""
     return Shift(
-        source=new.source,
-        topic=new.text,
+        source=told.source,
+        topic=told.text,
         kind="reported",
         before=ShiftPoint(date=None, stance="reports", quote=before),
         after=ShiftPoint(date=doc.date, stance="reports", quote=after),
-        description=f"Reports an earlier position (“{cues[0]}”) and what replaced it (“{cues[-1]}”)",
+        description=description,
         cues=cues,
-        score=PAIRED_CONFIDENCE,
+        score=score,
     )
 
 
