@@ -41,6 +41,7 @@ test: lint
 # Benchmarks (not tests): each prints JSON with a baseline measured in the same run. Needs ../shared/corpus.
 bench: venv
 	$(BIN)/python bench/embedder.py
+	$(BIN)/python bench/stance.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/report.py

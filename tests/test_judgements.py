@@ -212,7 +212,9 @@ def test_answer_states_positions_on_the_proposition_with_their_quotes() -> None:
 def test_answer_to_a_topic_says_there_is_no_proposition_and_shows_claims() -> None:
     claim = _claim(_position("a", "backs"), _position("b", "disputes"))
     sentences = answer([claim], [], agreements([claim]), differences([claim]), {})
-    assert sentences[0].text.startswith("They disagree on “The deal was signed.”: a backs it and b disputes it")
+    assert sentences[0].text.startswith(
+        "They disagree on “The deal was signed.”: a backs it and b disputes it"
+    )
     assert len(sentences) <= 4
     nothing = answer([_claim(_position("a", "reports"))], [], [], [], {})
     assert "topic rather than a claim" in nothing[0].text and not nothing[0].quotes
@@ -373,6 +375,8 @@ def test_a_reported_shift_needs_a_change_of_position_not_a_mention_of_the_past()
     ]
     assert all(s.kind == "reported" for s in shifts)
     assert not states_a_change("Previously, I had recommended more COVID funding.")
-    military = "They discussed the transition of their forces from a failed counteroffensive to defensive lines."
+    military = (
+        "They discussed the transition of their forces from a failed counteroffensive to defensive lines."
+    )
     moved = _doc("p", "politico", military)
     assert reported_shifts([_Sentence(moved, military, _unit(1, 0, 0))], {"p": moved}, _quote_of) == []
