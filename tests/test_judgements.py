@@ -380,3 +380,13 @@ def test_a_reported_shift_needs_a_change_of_position_not_a_mention_of_the_past()
     )
     moved = _doc("p", "politico", military)
     assert reported_shifts([_Sentence(moved, military, _unit(1, 0, 0))], {"p": moved}, _quote_of) == []
+
+
+def test_a_shift_needs_two_confident_positions_and_is_listed_once() -> None:
+    weak = _position("s", "reports")
+    weak.by_date = [_dated("2024-01-05", "backs", 0.55), _dated("2024-03-05", "reports", 0.9)]
+    assert position_shifts([_claim(weak)]) == [], "a sure but weak position is not enough to contrast"
+    strong = _position("s", "disputes")
+    strong.by_date = [_dated("2024-01-05", "backs", 0.9), _dated("2024-03-05", "disputes", 0.9)]
+    twice = [_claim(strong, claim_id="c1"), _claim(strong.model_copy(deep=True), claim_id="c2")]
+    assert len(position_shifts(twice)) == 1, "the same two quotes under two claims are one shift"

@@ -169,6 +169,7 @@ class OfflineBackend(Backend):
         claims = self._judge(request, sentences, proposition)
         shifts = position_shifts(claims, names)
         shifts += reported_shifts(sentences, request.documents, self._quote, self.embedder.embed)
+        shifts.sort(key=lambda shift: -shift.score)
         found_agreements, found_differences = agreements(claims), differences(claims)
         return Judgements(
             proposition=proposition,

@@ -5,7 +5,9 @@ all-MiniLM-L6-v2 fine-tuned on FNC-1's training split as a 4-way classifier over
 it runs on onnxruntime, no torch. The passage is what `stance_passage.passage_spans` selects, the same function
 training used. Probabilities are temperature-calibrated on held-out training stories; `thresholds` are, per
 label, the lowest confidence at which that label reached its target precision on those stories. A label under
-its threshold is "not enough evidence", never shown as the label. Measured figures: `model.json` beside the model.
+its threshold is "not enough evidence", never shown as the label; so is a `disagree` whose evidence sentence has
+no refuting or negating word (nothing a reader could check the dispute against). Measured figures: `model.json`
+beside the model.
 """
 
 from __future__ import annotations
@@ -123,13 +125,19 @@ class StanceModel:
             best = int(np.argmax(row))
             label = LABELS[best] if passage.text else "unrelated"
             confidence = float(row[best]) if passage.text else 1.0
+            evidence = evidence_span(claim, text, passage, label)
+            sure = confidence >= self.config.thresholds.get(label, 0.0)
+            if label == "disagree" and not _has_dispute_cue(text, evidence):
+                sure = (
+                    False  # "disputes" with no refuting or negating word to show for it: not enough evidence
+                )
             judged.append(
                 Judged(
                     label=label,
                     confidence=confidence,
                     probabilities={k: round(float(v), 4) for k, v in zip(LABELS, row, strict=True)},
-                    sure=confidence >= self.config.thresholds.get(label, 0.0),
-                    evidence=evidence_span(claim, text, passage, label),
+                    sure=sure,
+                    evidence=evidence,
                     passage=passage,
                 )
             )
@@ -157,6 +165,12 @@ def evidence_span(claim: str, text: str, passage: Passage, label: str) -> tuple[
         return (overlap + (2.5 if cue else 0.0), -span[0])
 
     return max(passage.spans, key=score)
+
+
+def _has_dispute_cue(text: str, span: tuple[int, int] | None) -> bool:
+    if span is None:
+        return False
+    return any(t in _DISPUTE_CUES or t.endswith("n't") for t in words(text[span[0] : span[1]]))
 
 
 def pair_tokenizer(max_len: int) -> Any:
