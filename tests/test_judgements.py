@@ -118,13 +118,17 @@ def test_difference_is_strong_for_backs_against_disputes_and_weak_against_report
     strong = differences([_claim(_position("a", "backs", 0.9), _position("b", "disputes", 0.8))])
     assert [(d.strength, d.confidence) for d in strong] == [("strong", 0.8)]
     assert {p.position for p in strong[0].positions} == {"backs", "disputes"}
-    weak = differences([_claim(_position("a", "backs"), _position("b", "reports", 0.85))])
-    assert [d.strength for d in weak] == ["weak"]
+    weak = [_claim(_position("a", "backs"), _position("b", "reports", 0.85))]
+    assert differences(weak) == [], "backs vs only reports hinges on agree vs discuss: withheld for now"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("compare.analysis.judgements.SHOW_WEAK_CONTRASTS", True)
+        assert [d.strength for d in differences(weak)] == ["weak"]
     assert differences([_claim(_position("a", "backs"), _position("b", "disputes", 0.4, sure=False))]) == []
     assert differences([_claim(_position("a", "reports"), _position("b", "not_addressed"))]) == []
 
 
-def test_strong_differences_come_before_weak_ones() -> None:
+def test_strong_differences_come_before_weak_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("compare.analysis.judgements.SHOW_WEAK_CONTRASTS", True)
     weak = _claim(_position("a", "backs", 0.99), _position("b", "reports", 0.99), claim_id="c1")
     strong = _claim(_position("a", "backs", 0.6), _position("b", "disputes", 0.6), claim_id="c2")
     assert [d.claim_id for d in differences([weak, strong])] == ["c2", "c1"]

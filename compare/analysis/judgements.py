@@ -114,7 +114,7 @@ def differences(claims: Sequence[ClaimJudgement]) -> list[Difference]:
         if backs and disputes:
             sided = backs + disputes
             found.append(_difference(claim, sided, "strong", max(backs, key=_conf), max(disputes, key=_conf)))
-        elif (backs or disputes) and reports:
+        elif (backs or disputes) and reports and SHOW_WEAK_CONTRASTS:
             sided = backs or disputes
             found.append(
                 _difference(claim, sided + reports, "weak", max(sided, key=_conf), max(reports, key=_conf))
@@ -167,6 +167,8 @@ SHIFT_MIN_CONFIDENCE = 0.6
 #: most: every such shift read on the demo corpus and the example report (at confidences 0.45-0.8) was wrong,
 #: so until the model separates them, only a change between backing and disputing is shown as a shift.
 SHOW_SIDE_CHANGES = False
+#: The same holds for a "weaker contrast" (one source backs, another only reports): not shown until measured.
+SHOW_WEAK_CONTRASTS = False
 
 
 def position_shifts(claims: Sequence[ClaimJudgement], names: dict[str, str] | None = None) -> list[Shift]:
