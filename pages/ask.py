@@ -29,6 +29,7 @@ class Ask:
     filters: Filters
     k: int
     backend: str
+    target: str | None = None
 
 
 def sidebar_filters(summaries: list[SourceSummary]) -> tuple[Filters, int]:
@@ -129,6 +130,12 @@ def question_form(backend: str | None, typed_key: str | None, filters: Filters, 
             "Question", key="question", placeholder=common.DEMO_QUESTION,
             help="Ask about a story or a position; every source's passages are retrieved and compared.",
         )  # fmt: skip
+        claim = st.text_input(
+            "Claim to measure every source against (optional)", key="claim",
+            placeholder="e.g. The US will send longer-range missiles to Ukraine",
+            help="A statement: each source is shown as backing it, disputing it, reporting it without taking a "
+            "side, or not addressing it — or 'not enough evidence' below the measured confidence.",
+        )  # fmt: skip
         submitted = st.form_submit_button("Compare", type="primary", icon=":material/compare_arrows:")
     if not submitted:
         return
@@ -144,7 +151,7 @@ def question_form(backend: str | None, typed_key: str | None, filters: Filters, 
         return
     if not _filters_match(filters):
         return
-    ask = Ask(question.strip(), filters, k, backend)
+    ask = Ask(question.strip(), filters, k, backend, claim.strip() or None)
     if backend == "offline":
         run(ask, typed_key)
     else:
@@ -168,7 +175,12 @@ def estimate(ask: Ask, typed_key: str | None) -> None:
     with st.spinner("Estimating tokens and cost …"), common.guarded(secret=typed_key):
         # A typed key goes to this one call's backend only: never the environment, a cache or history.
         result = common.services().engine.estimate(
-            ask.question, backend=ask.backend, filters=ask.filters, k=ask.k, api_key=typed_key
+            ask.question,
+            backend=ask.backend,
+            filters=ask.filters,
+            k=ask.k,
+            api_key=typed_key,
+            target=ask.target,
         )
         st.session_state["pending"] = (ask, result)
 
@@ -195,7 +207,12 @@ def pending_run(typed_key: str | None) -> None:
 def run(ask: Ask, typed_key: str | None) -> None:
     with st.spinner("Comparing the sources …"), common.guarded(secret=typed_key):
         comparison = common.services().engine.compare(
-            ask.question, backend=ask.backend, filters=ask.filters, k=ask.k, api_key=typed_key
+            ask.question,
+            backend=ask.backend,
+            filters=ask.filters,
+            k=ask.k,
+            api_key=typed_key,
+            target=ask.target,
         )
         _keep(comparison)
 

@@ -91,6 +91,20 @@ def test_ask_offline_shows_sources_side_by_side_and_saves_history(demo_dir: Path
     assert [e.question for e in entries] == [QUESTION] and at.session_state["history_id"] == entries[0].id
 
 
+def test_a_claim_typed_in_the_app_is_measured_for_every_source(demo_dir: Path) -> None:
+    claim = "The United States will send Patriot air defense systems to Ukraine"
+    at = start()
+    at.text_input(key="claim").set_value(claim)
+    at = ask(at, "Will the US send Patriot systems?")
+    assert not at.error, texts(at.error)
+    comparison = at.session_state["comparison"]
+    assert comparison.target == claim and comparison.target_is_proposition
+    assert comparison.claims[0].is_target and {p.source for p in comparison.claims[0].positions} >= set(
+        v.source for v in comparison.sources
+    )
+    assert all(v.position is not None for v in comparison.sources)
+
+
 def test_filters_restrict_sources_and_are_recorded(demo_dir: Path) -> None:
     at = start()
     at.multiselect(key="f_sources").set_value(["whitehouse", "department_of_defense"]).run()

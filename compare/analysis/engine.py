@@ -137,8 +137,9 @@ class Engine:
             self.embedder.clear()
 
     def estimate(self, question: str, *, backend: str | None = None, filters: Filters | None = None,
-                 k: int | None = None, api_key: str | None = None) -> Estimate:  # fmt: skip
-        return self.backend(backend, api_key=api_key).estimate(self.request(question, filters=filters, k=k))
+                 k: int | None = None, api_key: str | None = None, target: str | None = None) -> Estimate:  # fmt: skip
+        request = self.request(question, filters=filters, k=k, target=target)
+        return self.backend(backend, api_key=api_key).estimate(request)
 
     def retrieve(self, question: str, filters: Filters | None = None, k: int | None = None) -> Retrieved:
         return self.request(question, filters=filters, k=k).retrieved
