@@ -376,18 +376,17 @@ def encode_batch(tokenizer: Any, texts: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def pad_encodings(encodings: Sequence[Any]) -> dict[str, np.ndarray]:
-    """input_ids / attention_mask / token_type_ids, padded with [PAD] (id 0) to the longest encoding."""
+    """input_ids / attention_mask / token_type_ids, padded with [PAD] (id 0) to the longest encoding. Type ids
+    are the tokenizer's: 0 for a single text, 1 for the second text of a pair (the stance cross-encoder)."""
     width = max((len(encoding.ids) for encoding in encodings), default=0)
     input_ids = np.zeros((len(encodings), width), dtype=np.int64)
     attention_mask = np.zeros_like(input_ids)
+    token_type_ids = np.zeros_like(input_ids)
     for row, encoding in enumerate(encodings):
         input_ids[row, : len(encoding.ids)] = encoding.ids
         attention_mask[row, : len(encoding.ids)] = 1
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention_mask,
-        "token_type_ids": np.zeros_like(input_ids),
-    }
+        token_type_ids[row, : len(encoding.ids)] = encoding.type_ids
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
 
 
 def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:

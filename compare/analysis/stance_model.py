@@ -24,7 +24,7 @@ import numpy as np
 
 from compare.analysis.lexicon import CUE_WORDS, content_stems, words
 from compare.analysis.stance_passage import PASSAGE_SPEC, Passage, claim_terms, passage_spans
-from compare.embedding import create_session, default_threads
+from compare.embedding import create_session, default_threads, load_tokenizer, pad_encodings
 from compare.errors import ModelError
 
 Label = Literal["agree", "disagree", "discuss", "unrelated"]
@@ -110,7 +110,7 @@ class StanceModel:
         order = sorted(range(len(pairs)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), _BATCH):
             rows = order[start : start + _BATCH]
-            logits = self.session.run(["logits"], _pad([encodings[i] for i in rows]))[0]
+            logits = self.session.run(["logits"], pad_encodings([encodings[i] for i in rows]))[0]
             out[rows] = _softmax(logits / self.config.temperature)
         return out
 
@@ -174,26 +174,10 @@ def _has_dispute_cue(text: str, span: tuple[int, int] | None) -> bool:
 
 
 def pair_tokenizer(max_len: int) -> Any:
-    from tokenizers import Tokenizer
-
-    text = (resources.files("compare.resources") / "minilm" / "tokenizer.json").read_text(encoding="utf-8")
-    tokenizer = Tokenizer.from_str(text)
-    tokenizer.no_padding()
+    """The embedder's WordPiece tokenizer, truncating only the passage of a (claim, passage) pair."""
+    tokenizer = load_tokenizer(truncate=False)
     tokenizer.enable_truncation(max_length=max_len, strategy="only_second")
     return tokenizer
-
-
-def _pad(encodings: Sequence[Any]) -> dict[str, np.ndarray]:
-    width = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(encodings), width), dtype=np.int64)
-    types = np.zeros_like(ids)
-    mask = np.zeros_like(ids)
-    for row, encoding in enumerate(encodings):
-        n = len(encoding.ids)
-        ids[row, :n] = encoding.ids
-        types[row, :n] = encoding.type_ids
-        mask[row, :n] = 1
-    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
