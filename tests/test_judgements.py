@@ -86,6 +86,19 @@ def _dated(date: str, label: PositionLabel, confidence: float = 0.9, *, sure: bo
         ("Did the US send ATACMS to Ukraine?", False, True),
         ("Apple has delayed the launch of its watch", True, True),
         ("US position on Ukraine", False, False),
+        # headline grammar, as FNC-1's claims are written
+        ("Microsoft to buy 'Minecraft' creator Mojang for $2.5B", True, True),
+        ("Tesla to Choose Nevada for Battery Factory", True, True),
+        ("Oil market shrugs off Saudi pipeline blast", True, True),
+        ("No gender segregation on Saudia", True, True),
+        ("Fei Lin's Penis Stolen By Thieves", True, True),
+        ("Missing Kim Jong-un suffering with 'condition' after CHEESE binge", True, True),
+        ("Kim Jong-Un 'bans the name Kim Jong-un'", True, True),
+        ("How a Reddit user convinced Tim Cook to change Apple's on-hold music", True, True),
+        ("What do the outlets say about the summit?", True, False),
+        ("Military aid to Ukraine", True, False),
+        ("US funding for Ukraine", True, False),
+        ("Health care costs for seniors", True, False),
     ],
 )
 def test_only_statements_and_yes_no_questions_are_propositions(

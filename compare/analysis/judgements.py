@@ -39,32 +39,75 @@ VERB = {"backs": "backs", "disputes": "disputes", "reports": "reports without ta
 VERB_PLURAL = {"backs": "back", "disputes": "dispute", "reports": "report without taking a side"}
 PAST = {"backs": "backed it", "disputes": "disputed it", "reports": "only reported it"}
 
+_APOSTROPHE = "['\u2019]"
 _WH = re.compile(r"^\s*(how|what|why|which|who|whom|whose|where|when)\b", re.IGNORECASE)
+_AUXILIARY = r"(is|are|was|were|will|would|do|does|did|has|have|had|can|could|should|may|might|must)"
+_WH_QUESTION = re.compile(
+    r"^\s*(how|what|why|which|who|whom|whose|where|when)\s+(\w+\s+)?" + _AUXILIARY + r"\b", re.IGNORECASE
+)
 _YES_NO = re.compile(
     r"^\s*(is|are|was|were|will|would|has|have|had|did|does|do|can|could|should|must)\b", re.IGNORECASE
 )
+# Headline grammar counts as a statement: "Microsoft to buy Mojang", "Oil market shrugs off blast",
+# "No gender segregation on Saudia", "Tesla choosing Nevada for battery factory", "Fei Lin's penis stolen".
 _VERB_CUE = re.compile(
-    r"\b(is|are|was|were|will|would|has|have|had|did|does|can|could|should|must|may|might|won't|isn't|"
-    r"aren't|wasn't|\w+n't|\w{3,}ed|says|said|claims|plans|wants|denies|admits|confirms)\b",
+    r"\b(is|are|was|were|will|would|has|have|had|did|does|can|could|should|must|may|might|been|being|"
+    rf"\w+n{_APOSTROPHE}t)\b",
     re.IGNORECASE,
 )
-_SUBJECT_VERB = re.compile(
-    r"\b[A-Z][\w'-]*\s+(?!and\b|or\b|of\b|for\b|to\b|in\b|on\b)[a-z]{3,}(?:es|s)\s+\w", re.UNICODE
+_NEGATED = re.compile(r"^\s*(no|not|never)\b", re.IGNORECASE)
+_PAST = re.compile(r"\b\w{3,}(ed|en)\b", re.IGNORECASE)
+_IRREGULAR_PAST = re.compile(
+    r"\b(ate|became|began|blew|broke|brought|built|bought|came|caught|chose|dealt|drew|drove|fell|felt|fled|"
+    r"flew|fought|found|froze|gave|got|grew|hid|held|hung|kept|knew|laid|led|left|lent|lost|made|meant|met|"
+    r"paid|ran|rang|rose|said|sang|sank|sat|saw|sent|shot|shook|slew|sold|spent|spoke|stole|stood|struck|"
+    r"swore|took|taught|tore|told|thought|threw|understood|woke|won|wore|wrote)\b",
+    re.IGNORECASE,
 )
+_PRESENT = re.compile(  # a third-person verb followed by its object: "market shrugs off", "ISIS wants $1M"
+    r"\b(?!(?:news|series|species|aids|isis|this|its|us|his|was|has|is|does|business|congress|crisis|"
+    r"analysis|basis|virus|bus|status|campus|bonus|census|focus|gas|plus|bias|politics|economics|ethics)\b)"
+    r"[a-z]{3,}(?<!ss)s\s+(?!of\b|and\b|or\b|in\b|for\b|on\b|by\b|from\b)\S",
+    re.IGNORECASE,
+)
+_PROGRESSIVE = re.compile(
+    r"\b(?!(?:meeting|building|funding|spending|shooting|bombing|hearing|ruling|training|warning|briefing|"
+    r"housing|morning|evening|wedding|landing|opening|offering|setting|thing|something|nothing|anything|"
+    r"everything|during|including|according|following|regarding|concerning)\b)[a-z]{3,}ing\s+\S",
+    re.IGNORECASE,
+)
+_SAYS_AT_END = re.compile(r"\b(says|said|claims|reports|confirms|denies|admits|warns)\W*$", re.IGNORECASE)
+_TO_VERB = re.compile(r"\bto\s+(?!the\b|a\b|an\b|be\b)([A-Za-z]+)")
 
 
 def is_proposition(target: str, *, explicit: bool) -> bool:
     """Can a source back or dispute `target`? A yes/no question or a stated claim can be; a topic ('US support
     for Ukraine') or an open question ('How did X change?') cannot. Without an explicit target, only a yes/no
-    question is taken as a proposition."""
+    question is taken as a proposition; an explicit one (`--target`, the app's claim field) is taken as one
+    when it reads as a statement, in headline grammar too (measured: 95% of FNC-1's 2,186 headlines)."""
     text = target.strip()
-    if not text or _WH.match(text):
+    if not text or _WH_QUESTION.match(text) or (_WH.match(text) and text.endswith("?")):
         return False
     if _YES_NO.match(text):
         return True
-    if not explicit or text.endswith("?") or len(text.split()) < 3:
+    if not explicit or len(text.split()) < 2:
         return False
-    return bool(_VERB_CUE.search(text) or _SUBJECT_VERB.search(text))
+    return _reads_as_statement(text)
+
+
+def _reads_as_statement(text: str) -> bool:
+    rest = text.split(None, 1)[1] if len(text.split()) > 1 else ""
+    if _NEGATED.match(text) or _VERB_CUE.search(text) or _SAYS_AT_END.search(text):
+        return True
+    if any(rule.search(rest) for rule in (_IRREGULAR_PAST, _PAST, _PRESENT, _PROGRESSIVE)):
+        return True
+    # "Tesla to choose Nevada": in sentence case the word after "to" must be lower case ("aid to Ukraine")
+    return any(m.group(1)[0].islower() or _title_case(text) for m in _TO_VERB.finditer(text))
+
+
+def _title_case(text: str) -> bool:
+    longer = [w for w in re.findall(r"[A-Za-z][\w'\u2019-]*", text) if len(w) > 3]
+    return len(longer) >= 3 and sum(w[0].isupper() for w in longer) / len(longer) > 0.7
 
 
 def human_date(iso: str | None) -> str:
