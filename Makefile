@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APP_ADDRESS ?= 127.0.0.1
 APP_PORT ?= 8501
 
-.PHONY: run app test venv lint bench clean-venv stance-model
+.PHONY: run app test venv lint bench clean-venv stance-model stress
 
 venv: $(STAMP)
 
@@ -45,6 +45,12 @@ bench: venv
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/report.py
+
+# Several processes on one store (two ingests, readers, asks), embedded and on a Chroma server; checks that
+# every document an ingest reported is stored and findable, with no orphan chunks. Minutes; not in `make test`.
+stress: venv
+	$(BIN)/python scripts/stress.py --trials 10 --docs 300
+	$(BIN)/python scripts/stress.py --trials 10 --docs 300 --server
 
 # The claim-stance cross-encoder (about 90 minutes on 2 cores; outputs cached under build/): FNC-1 pairs ->
 # passages (project venv) -> fine-tune in two stages and export in a separate torch venv -> int8 ONNX,

@@ -6,6 +6,14 @@ Two collections per store:
 The documents collection is the commit record: a document is in the store once its record is written.
 A small journal in the data dir lists documents being written, so a killed ingest is rolled back on
 the next open and re-done by the next run, never leaving orphan or duplicate chunks.
+
+Several processes may use one store at once. Every write window (journal written, chunks and document
+records upserted, journal cleared) holds an OS file lock in the data dir, so writers take turns batch by
+batch and their documents interleave safely. The journal is rolled back only by a process holding that lock:
+a process that crashed mid-window released it when it died (the OS drops a dead process's locks), while a
+live writer keeps it, so a reader opening the store never rolls back a write in progress. Opening the
+embedded store (creating its files and collections) takes a second lock, so two first ingests into a fresh
+data dir do not race to create the same tables.
 """
 
 from __future__ import annotations
@@ -14,12 +22,14 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from compare.errors import ConfigError, StoreError
 from compare.settings import Settings
@@ -32,6 +42,10 @@ _RESERVED = frozenset(
     | {"duplicate_of", "n_chunks", "origin", "ingested_at", "n_tokens"}
 )
 _PAGE = 2000
+#: How long a writer waits for another process's write window (one batch of an ingest) before giving up.
+WRITE_WAIT_S = 600.0
+#: How long opening waits for another process that is creating the same store.
+OPEN_WAIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -130,10 +144,13 @@ class Filters:
 
 
 class Journal:
-    """Ids of documents whose write is in progress; survives a crash so the next open can roll back."""
+    """Ids of documents whose write is in progress; survives a crash so the next open can roll back.
+    `lock` is held for the whole write window by the process writing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock = FileLock(str(path.with_name(path.name + ".lock")))
 
     def pending(self) -> list[str]:
         if not self.path.exists():
@@ -153,6 +170,50 @@ class Journal:
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
+
+    @property
+    def _generation_file(self) -> Path:
+        return self.path.with_name("store-generation")
+
+    def generation(self) -> int:
+        """How many write windows the store has seen (any process); 0 for a store never written."""
+        try:
+            return int(self._generation_file.read_text() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def advance(self) -> int:
+        """Count one more write window (call with the lock held)."""
+        value = self.generation() + 1
+        partial = self._generation_file.with_suffix(".tmp")
+        partial.write_text(str(value))
+        partial.replace(self._generation_file)
+        return value
+
+
+_QUERY_ATTEMPTS = 4
+_MID_WRITE = ("error finding id", "hnsw segment", "nothing found on disk")
+
+
+def _caught_mid_write(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _MID_WRITE)
+
+
+def _writable_dir(path: Path) -> Path:
+    """The data dir, created if missing; a clear error when it is a file or cannot be created."""
+    if path.exists() and not path.is_dir():
+        raise StoreError(
+            f"the data dir {path} is a file, not a directory", hint="point --data-dir at a directory"
+        )
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the data dir {path}: {exc.strerror or exc}",
+            hint="check the path and its permissions, or point --data-dir elsewhere",
+        ) from exc
+    return path
 
 
 def _open_client(settings: Settings) -> Any:
@@ -195,16 +256,72 @@ class Store:
 
     def __init__(self, settings: Settings, *, embedder_name: str | None = None, dim: int | None = None):
         self.settings = settings
-        self._client = _open_client(settings)
-        self.journal = Journal(settings.data_dir / "ingest-journal.json")
+        self.journal = Journal(_writable_dir(settings.data_dir) / "ingest-journal.json")
         self._source_cache: dict[str, tuple[int, list[str]]] = {}
         self._chunk_totals: tuple[int, dict[str, int]] | None = None
         self._count_checked: tuple[float, int] | None = None
-        prefix = settings.collection_prefix
-        self.embedder_name, self.dim = self._check_embedder(prefix, embedder_name, dim)
-        self._open_collections()
-        self.recover()
-        self._known_count = int(self._docs.count())
+        with self._opening():
+            self._client = _open_client(settings)
+            prefix = settings.collection_prefix
+            self.embedder_name, self.dim = self._check_embedder(prefix, embedder_name, dim)
+            self._open_collections()
+        self._recover_if_no_writer()
+        self._generation = self.journal.generation()
+
+    @contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Creating the embedded store's files and collections, one process at a time."""
+        lock = FileLock(str(self.settings.data_dir / "store-open.lock"))
+        try:
+            with lock.acquire(timeout=OPEN_WAIT_S):
+                yield
+        except Timeout as exc:
+            raise StoreError(
+                f"another process has been opening the store in {self.settings.data_dir} for {OPEN_WAIT_S:.0f} s",
+                hint="wait for it to finish, or use another --data-dir",
+            ) from exc
+
+    @contextmanager
+    def write_window(self) -> Iterator[None]:
+        """Reads and writes that must see one state of the store (an ingest window: what is stored, the
+        near-duplicate check, the write), one process at a time. Re-entrant."""
+        with self._writing():
+            yield
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write window at a time across processes. On entry, a crashed writer's window is rolled back
+        and, if another process wrote since this one last looked, the client is reopened: an embedded
+        Chroma client that kept its old vector index would otherwise write it back over theirs."""
+        lock = self.journal.lock
+        try:
+            with lock.acquire(timeout=WRITE_WAIT_S):
+                outermost = lock.lock_counter == 1
+                if outermost:
+                    self.recover()
+                    if self.journal.generation() != self._generation:
+                        self._reopen()
+                try:
+                    yield
+                finally:
+                    if outermost:
+                        self._generation = self.journal.advance()
+        except Timeout as exc:
+            raise StoreError(
+                f"another process has been writing to the store in {self.settings.data_dir} for "
+                f"{WRITE_WAIT_S:.0f} s",
+                hint="wait for that ingest or deletion to finish, then run this again",
+            ) from exc
+
+    def _recover_if_no_writer(self) -> None:
+        """Roll back a crashed write, but only when no live process holds the write lock."""
+        if not self.journal.path.exists():
+            return
+        try:
+            with self.journal.lock.acquire(timeout=0):
+                self.recover()
+        except Timeout:
+            return  # a live writer's window: its journal is not a crash
 
     def _open_collections(self) -> None:
         prefix = self.settings.collection_prefix
@@ -222,8 +339,9 @@ class Store:
         from chromadb.api.client import SharedSystemClient
 
         SharedSystemClient.clear_system_cache()
-        self._client = _open_client(self.settings)
-        self._open_collections()
+        with self._opening():
+            self._client = _open_client(self.settings)
+            self._open_collections()
 
     # -- opening -------------------------------------------------------------------------------------
 
@@ -265,7 +383,8 @@ class Store:
     # -- crash recovery --------------------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """Roll back documents whose write a crash interrupted; the next ingest adds them again."""
+        """Roll back documents whose write a crash interrupted; the next ingest adds them again. Call with
+        the write lock held (`_writing`, `_recover_if_no_writer`)."""
         pending = self.journal.pending()
         for doc_id in pending:
             self._chunks.delete(where={"doc_id": doc_id})
@@ -281,6 +400,13 @@ class Store:
         """Write documents with their chunks and chunk vectors; `replacing` ids lose their old chunks."""
         if not items:
             return
+        with self._writing():
+            self._write(items, replacing)
+        self._after_own_write()
+
+    def _write(
+        self, items: Sequence[tuple[Document, list[Chunk], np.ndarray]], replacing: Iterable[str]
+    ) -> None:
         self.journal.begin(doc.id for doc, _, _ in items)
         for doc_id in replacing:
             self._chunks.delete(where={"doc_id": doc_id})
@@ -313,17 +439,17 @@ class Store:
             metadatas=[_document_metadata(doc, len(chunks)) for doc, chunks, _ in items],
         )
         self.journal.clear()
-        self._after_own_write()
 
     def delete_documents(self, doc_ids: Sequence[str]) -> int:
-        found = self._docs.get(ids=list(doc_ids), include=[])["ids"]
-        if not found:
-            return 0
-        self.journal.begin(found)
-        for doc_id in found:
-            self._chunks.delete(where={"doc_id": doc_id})
-        self._docs.delete(ids=found)
-        self.journal.clear()
+        with self._writing():
+            found = self._docs.get(ids=list(doc_ids), include=[])["ids"]
+            if not found:
+                return 0
+            self.journal.begin(found)
+            for doc_id in found:
+                self._chunks.delete(where={"doc_id": doc_id})
+            self._docs.delete(ids=found)
+            self.journal.clear()
         self._after_own_write()
         return len(found)
 
@@ -356,8 +482,8 @@ class Store:
         count = self._docs.count()
         if count == 0 or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
-        result = self._docs.query(
-            query_embeddings=list(vectors), n_results=min(n, count), include=["distances"]
+        result = self._vector_query(
+            "_docs", query_embeddings=list(vectors), n_results=min(n, count), include=["distances"]
         )
         return [
             [(doc_id, 1.0 - dist) for doc_id, dist in zip(ids, distances)]
@@ -423,10 +549,11 @@ class Store:
         another process's writes show within a second and this process's own writes at once."""
         now = time.monotonic()
         if self._count_checked is None or now - self._count_checked[0] > 1.0:
-            count = int(self._docs.count())
-            if count != self._known_count:  # not our own write: see _reopen
+            generation = self.journal.generation()
+            if generation != self._generation:  # another process wrote: see _reopen
                 self._reopen()
-                self._known_count = count
+                self._generation = generation
+            count = int(self._docs.count())
             self._count_checked = (now, count)
         return self._count_checked[1]
 
@@ -434,7 +561,7 @@ class Store:
         self._source_cache.clear()
         self._chunk_totals = None
         self._count_checked = None
-        self._known_count = int(self._docs.count())
+        self._generation = self.journal.generation()
 
     def chunk_totals(self) -> dict[str, int]:
         """Stored chunks per source (copies excluded), cached like `source_names`."""
@@ -454,7 +581,8 @@ class Store:
         if total == 0:
             return []
         where = filters.to_chroma() if filters else None
-        result = self._chunks.query(
+        result = self._vector_query(
+            "_chunks",
             query_embeddings=[vector],
             n_results=min(total, k * 3),
             where=where,
@@ -481,7 +609,8 @@ class Store:
         """Raw nearest chunks (no duplicate collapsing), optionally with their vectors, for retrieval."""
         include = ["documents", "metadatas", "distances", *(["embeddings"] if with_vectors else [])]
         # No count() first: Chroma returns what there is when n exceeds it, and count() costs a round trip.
-        result = self._chunks.query(
+        result = self._vector_query(
+            "_chunks",
             query_embeddings=[vector],
             n_results=max(1, n),
             where=filters.to_chroma() if filters else None,
@@ -500,7 +629,8 @@ class Store:
         self, vector: np.ndarray, *, n: int, filters: Filters | None = None
     ) -> list[tuple[str, float]]:
         """(chunk id, cosine similarity) of the nearest chunks, without their payload: a cheap look."""
-        result = self._chunks.query(
+        result = self._vector_query(
+            "_chunks",
             query_embeddings=[vector],
             n_results=max(1, n),
             where=filters.to_chroma() if filters else None,
@@ -527,6 +657,25 @@ class Store:
         hits = [_to_hit(cid, rows[cid][0], rows[cid][1], score) for cid, score in kept]
         vectors = np.asarray([rows[cid][2] for cid, _ in kept], dtype=np.float32)
         return hits, vectors
+
+    def _vector_query(self, collection: str, **query: Any) -> Any:
+        """A vector query that survives another process writing meanwhile: an embedded client's index can
+        be caught between that writer's vector index and its records ("Error finding id", an hnsw segment
+        not yet on disk); the client is reopened and the query retried, then a clear error."""
+        for attempt in range(_QUERY_ATTEMPTS):
+            try:
+                return getattr(self, collection).query(**query)
+            except Exception as exc:  # chromadb raises its own (Rust-side) error types
+                if self.settings.chroma_url or not _caught_mid_write(exc):
+                    raise
+                if attempt == _QUERY_ATTEMPTS - 1:
+                    raise StoreError(
+                        "the store's vector index could not be read while another process writes to it",
+                        hint="try again when that ingest has finished",
+                    ) from exc
+                time.sleep(0.25 * (attempt + 1))
+                self._reopen()
+        raise AssertionError("unreachable")
 
     def stats(self) -> dict[str, Any]:
         sources = self.sources()

@@ -24,6 +24,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from claim_negation import MIRROR, negate  # noqa: E402
 
 from compare.analysis.stance_model import LABELS  # noqa: E402
 from compare.analysis.stance_passage import (  # noqa: E402
@@ -38,6 +41,9 @@ VAL_SHARE = 0.12
 #: Share of `unrelated` training pairs kept: FNC-1's unrelated pairs are other stories' headlines, easy to
 #: tell apart; keeping all of them would spend most of the training time on the easiest class.
 UNRELATED_KEEP = 0.2
+#: With --negate: share of `discuss` training pairs that also get a negated copy (agree and disagree pairs
+#: all do), so that negated claims appear under every label and mean nothing by themselves.
+NEGATED_DISCUSS_KEEP = 0.4
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,19 @@ def _held_out_stories(pairs: Sequence[Pair], story: dict[object, int], share: fl
     return held
 
 
+def negated_pairs(pairs: Sequence[Pair], rng: random.Random) -> list[Pair]:
+    """A negated copy of every agree/disagree pair and of a share of discuss pairs, its label mirrored."""
+    out = []
+    discuss = LABELS.index("discuss")
+    for pair in pairs:
+        label = LABELS[pair.label]
+        if label == "unrelated" or (pair.label == discuss and rng.random() >= NEGATED_DISCUSS_KEEP):
+            continue
+        if (claim := negate(pair.claim)) is not None:
+            out.append(Pair(claim, pair.body_id, LABELS.index(MIRROR[label])))
+    return out
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -165,6 +184,11 @@ def main() -> int:
         default=REFUTE_BONUS,
         help="0 gives the passages of the first training stage (spec v1)",
     )
+    parser.add_argument(
+        "--negate",
+        action="store_true",
+        help="add training pairs with the claim negated and the label mirrored (scripts/claim_negation.py)",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     train_corpus = load_corpus(args.shared / "fnc1_train")
@@ -173,6 +197,8 @@ def main() -> int:
     rng = random.Random(args.seed)
     unrelated = LABELS.index("unrelated")
     train = [p for p in kept if p.label != unrelated or rng.random() < UNRELATED_KEEP]
+    if args.negate:
+        train += negated_pairs(train, rng)
     splits = {
         "train": rows(train, train_corpus.bodies, "train-", args.refute_bonus),
         "val": rows(val, train_corpus.bodies, "train-", args.refute_bonus),
@@ -197,6 +223,7 @@ def main() -> int:
         "seed": args.seed,
         "val_share": VAL_SHARE,
         "unrelated_keep": UNRELATED_KEEP,
+        "negated": {"discuss_keep": NEGATED_DISCUSS_KEEP} if args.negate else None,
         "inputs": {str(p.relative_to(args.shared)): sha256(p) for p in inputs},
         "counts": {
             name: dict(Counter(LABELS[int(str(r["label"]))] for r in items)) for name, items in splits.items()

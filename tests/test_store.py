@@ -138,6 +138,42 @@ def test_interrupted_write_is_rolled_back_on_open(store: Store, settings: Settin
     assert not store.journal.path.exists()
 
 
+def test_opening_never_rolls_back_a_live_writers_window(store: Store, settings: Settings) -> None:
+    """A reader opening the store mid-write (the journal lists documents, the write lock is held by a live
+    process) leaves them alone; once the lock is free (the writer died), the next open rolls them back."""
+    from filelock import FileLock
+
+    store.journal.begin(["a"])
+    writer = FileLock(store.journal.lock.lock_file)  # a second descriptor: conflicts like another process
+    writer.acquire()
+    try:
+        reader = Store(settings)
+        assert reader.get_document("a") is not None and store.journal.path.exists()
+    finally:
+        writer.release()
+    Store(settings)
+    assert store.get_document("a") is None and not store.journal.path.exists()
+
+
+def test_two_writers_on_one_store_keep_every_document_findable(store: Store, settings: Settings) -> None:
+    """Writes from two Store objects interleave; every document stays findable by a vector query. (Across
+    processes, where a stale client would write its old vector index back, `make stress` checks it.)"""
+    other = Store(settings, embedder_name="fake", dim=DIM)
+    other.write([_item(_doc("d", "nyt", "2022-05-05", "Delta text about drones. " * 4), 9)])
+    store.write([_item(_doc("e", "nyt", "2022-06-06", "Echo text about energy. " * 4), 11)])
+    fresh = Store(settings)
+    for doc_id, seed in (("a", 1), ("d", 9), ("e", 11)):
+        found = fresh._chunks.query(query_embeddings=[_vec(seed)], n_results=1, where={"doc_id": doc_id})
+        assert found["ids"][0], doc_id
+
+
+def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    target = tmp_path / "store"
+    target.write_text("not a directory")
+    with pytest.raises(StoreError, match="is a file"):
+        Store(Settings(data_dir=target))
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -105,24 +105,27 @@ class Ingestor:
         for raw in window:
             self.repeated.observe(str(raw.fields.get("source") or ""), raw.text)
         pending = [p for raw in window if (p := self._prepare(raw, record)) is not None]
-        stored = self.store.stored([p.doc.id for p in pending])
-        by_hash = self.store.find_by_hashes([p.doc.content_hash for p in pending])
-        to_write: list[_Pending] = []
-        for item in pending:
-            old = stored.get(item.doc.id)
-            if old and old.content_hash == item.doc.content_hash:
-                record(_result(item.doc, "unchanged", item.warnings, duplicate_of=old.duplicate_of))
-                continue
-            item.status = "replaced" if old else "added"
-            self._mark_exact_duplicate(item.doc, by_hash.get(item.doc.content_hash))
-            item.chunks = self.chunker.chunk(item.doc.id, item.doc.text)
-            to_write.append(item)
-        self._embed(to_write)
-        self._mark_near_duplicates(to_write)
-        self.store.write(
-            [(p.doc, p.chunks, p.vectors) for p in to_write if p.vectors is not None],
-            replacing=[p.doc.id for p in to_write if p.status == "replaced"],
-        )
+        # What is stored, the duplicate checks and the write see one state of the store: other processes
+        # writing to it wait for this window (and this one for theirs).
+        with self.store.write_window():
+            stored = self.store.stored([p.doc.id for p in pending])
+            by_hash = self.store.find_by_hashes([p.doc.content_hash for p in pending])
+            to_write: list[_Pending] = []
+            for item in pending:
+                old = stored.get(item.doc.id)
+                if old and old.content_hash == item.doc.content_hash:
+                    record(_result(item.doc, "unchanged", item.warnings, duplicate_of=old.duplicate_of))
+                    continue
+                item.status = "replaced" if old else "added"
+                self._mark_exact_duplicate(item.doc, by_hash.get(item.doc.content_hash))
+                item.chunks = self.chunker.chunk(item.doc.id, item.doc.text)
+                to_write.append(item)
+            self._embed(to_write)
+            self._mark_near_duplicates(to_write)
+            self.store.write(
+                [(p.doc, p.chunks, p.vectors) for p in to_write if p.vectors is not None],
+                replacing=[p.doc.id for p in to_write if p.status == "replaced"],
+            )
         for item in to_write:
             status = "duplicate" if item.doc.duplicate_of else item.status
             record(_result(item.doc, status, item.warnings, chunks=len(item.chunks)))
