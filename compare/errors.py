@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from compare.redact import redact
+
 
 class CompareError(Exception):
-    """Base class. `hint` says what the user can do about it."""
+    """Base class. `hint` says what the user can do about it. Both are redacted (compare/redact.py): an
+    error may quote a server's reply, and a server may echo the key it was sent."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = redact(hint) if hint else hint
 
     def __str__(self) -> str:
         return f"{self.message}\n  -> {self.hint}" if self.hint else self.message
@@ -27,9 +31,9 @@ class IngestError(CompareError):
     ) -> None:
         where = f"{origin}:{line}" if line is not None else origin
         super().__init__(f"{where}: {message}", hint=hint)
-        self.origin = origin
+        self.origin = redact(origin)
         self.line = line
-        self.reason = message
+        self.reason = redact(message)
 
 
 class NotArticlesError(IngestError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from compare.errors import StoreError
+from compare.redact import redact
 from compare.types import Comparison
 
 FILENAME = "history.sqlite"
@@ -40,7 +41,7 @@ _URL_QUERY = re.compile(r"(https?://[^\s?#]*)[?#]\S*", re.IGNORECASE)
 
 def redact_backend(spec: str) -> str:
     """A backend string without URL credentials or query strings (where a key might hide)."""
-    return _URL_QUERY.sub(r"\1", _URL_USERINFO.sub(r"\1", spec))
+    return redact(_URL_QUERY.sub(r"\1", _URL_USERINFO.sub(r"\1", spec)))
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class History:
                     entry.backend,
                     json.dumps(entry.sources),
                     json.dumps(entry.filters, default=str),
-                    saved.model_dump_json(),
+                    redact(saved.model_dump_json()),
                 ),
             )
         return entry

@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field, ValidationError
 from compare import __version__
 from compare.analysis.engine import Engine
 from compare.embedding import CachedEmbedder
+from compare.redact import redact
 from compare.errors import CompareError, ConfigError
 from compare.report_render import render_csv, render_html, render_markdown
 from compare.report_spec import (
@@ -434,7 +435,9 @@ def human_join(names: Sequence[str]) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder and rename: a reader sees the old file or the new one."""
+    """Write via a temporary file in the same folder and rename: a reader sees the old file or the new one.
+    Redacted first (compare/redact.py): every report file and checkpoint goes through here."""
+    text = redact(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:

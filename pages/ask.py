@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from compare.ingest.readers import ReadOptions
+from compare.redact import remember_secret
 from compare.render import escape_markdown
 from compare.store import Filters
 from compare.types import Comparison, SourceSummary
@@ -108,6 +109,7 @@ def _key_field() -> str | None:
         help=f"Or set {KEY_VARIABLE} before starting the app. A typed key is used for this session's calls only: "
         "never saved to disk, history or logs.",
     )  # fmt: skip
+    remember_secret(typed)  # redacted from every output of this process from now on (compare/redact.py)
     return typed.strip() or None
 
 

@@ -151,3 +151,41 @@ def test_same_id_with_different_text_in_one_batch(services: Services, tmp_path: 
     assert "already given to a different text" in (failed[0].reason or "")
     stored = services.store.get_document(a["id"])
     assert stored is not None and stored.text.startswith(a["text"][:40])
+
+
+def test_a_line_with_a_key_chroma_refuses_costs_only_itself(tmp_path: Path, embedder: Any) -> None:
+    """Keys Chroma refuses are renamed ('$where' -> 'meta_where'); an empty key, a list source or an object
+    title fail their own line with a message; NUL bytes are not stored; the good lines are all stored."""
+    body = "The ministry said the new bridge opens in May after two years of work on the river crossing. " * 3
+    lines = [
+        {"id": "ok-1", "source": "a", "text": body + "One."},
+        {
+            "id": "dollar",
+            "source": "a",
+            "$where": "x",
+            "#tag": 1,
+            "chroma:document": "y",
+            "text": body + "Two.",
+        },
+        {"id": "empty-key", "source": "a", "": "z", "text": body + "Three."},
+        {"id": "list-source", "source": ["a", "b"], "text": body + "Four."},
+        {"id": "object-title", "source": "a", "title": {"main": "t"}, "text": body + "Five."},
+        {"id": "nul", "source": "a", "text": body + "Six\x00 with a NUL."},
+        {"id": "ok-2", "source": "b", "text": body + "Seven."},
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    settings = Settings(data_dir=tmp_path / "data")
+    services = Services(settings)
+    services.__dict__["embedder"] = embedder
+    report = services.ingest([str(path)], ReadOptions(settings=settings.ingest))
+    failed = {item.reason for item in report.failed}
+    assert len(failed) == 3, failed
+    assert any("empty name" in reason for reason in failed)
+    assert any("source must be one text value, got a list" in reason for reason in failed)
+    assert any("title must be one text value, got an object" in reason for reason in failed)
+    stored = {str(r["id"]): r for r in services.store.document_metadata(Filters())}
+    assert set(stored) == {"ok-1", "dollar", "nul", "ok-2"}
+    assert stored["dollar"]["meta_where"] == "x" and stored["dollar"]["meta_tag"] == 1
+    nul = services.store.get_document("nul")
+    assert nul is not None and "\x00" not in nul.text

@@ -14,6 +14,7 @@ from compare.analysis.quotes import verify_quote
 from compare.analysis.stance_model import Judged, StanceModel, shared_model
 from compare.embedding import CachedEmbedder, Embedder
 from compare.errors import CompareError
+from compare.redact import redact_data
 from compare.retrieval import RetrievalSettings, Retrieved, Retriever
 from compare.settings import Settings
 from compare.store import Filters, Store
@@ -110,7 +111,9 @@ class Engine:
         meta.retrieval = request.retrieved.stats.model_dump()
         meta.created_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         checked.filters = _filters_dict(filters or Filters())
-        return checked
+        # One redaction pass over everything shown or saved: a server may echo the key it was sent into an
+        # answer, and a backend URL may carry credentials (compare/redact.py).
+        return Comparison.model_validate(redact_data(checked.model_dump()))
 
     def _add_measured_judgements(self, comparison: Comparison, request: AnalysisRequest) -> None:
         """An LLM writes summaries and per-source claims; the labels shown across sources (positions,

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compare.redact import redact
+
 CACHE_FILE = "llm-cache.sqlite"
 
 _SCHEMA = """
@@ -77,8 +79,21 @@ class ResponseCache:
         tokens_out: int,
     ) -> None:
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        request_json = json.dumps(request, ensure_ascii=False)
-        values = (key, model, base_url, prompt, part, request_json, response, tokens_in, tokens_out, created)
+        # Stored redacted: the cache file outlives the session and may be shared (compare/redact.py).
+        request_json = redact(json.dumps(request, ensure_ascii=False))
+        url = redact(base_url) if base_url else base_url
+        values = (
+            key,
+            model,
+            url,
+            prompt,
+            part,
+            request_json,
+            redact(response),
+            tokens_in,
+            tokens_out,
+            created,
+        )
         self._run(
             "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values, write=True
         )

@@ -21,9 +21,12 @@ _DEFAULT_B = datetime(2001, 2, 2)
 def to_document(raw: RawDocument, clean: str, settings: IngestSettings) -> Document:
     """Build the Document; raise IngestError (naming the file, line or URL) when a field is unusable."""
     fields = raw.fields
+    for name in ("source", "outlet", "title", "url"):
+        _check_scalar(raw, name, fields.get(name))
     source = _text_field(fields.get("source"))
     if source is None:
         raise raw.error("no source", hint=_source_hint(raw))
+    clean = clean.replace("\x00", "")
     if len(clean) < settings.min_chars:
         message = f"too short to be an article ({len(clean)} chars, minimum {settings.min_chars})"
         hint = "check the input (cleaning drops page furniture); or lower NCOMPARE_INGEST__MIN_CHARS"
@@ -36,9 +39,20 @@ def to_document(raw: RawDocument, clean: str, settings: IngestSettings) -> Docum
         date=_iso_date(raw, fields.get("date")),
         url=_text_field(fields.get("url")),
         text=clean,
-        metadata=_metadata(fields),
+        metadata=_metadata(raw, fields),
         origin=raw.origin,
     )
+
+
+def _check_scalar(raw: RawDocument, name: str, value: Any) -> None:
+    """source/outlet/title/url are one piece of text each: a list or an object is an error, not dropped."""
+    if isinstance(value, list | dict):
+        kind = "a list" if isinstance(value, list) else "an object"
+        raise raw.error(
+            f"{name} must be one text value, got {kind}: {json.dumps(value, ensure_ascii=False)[:80]}",
+            hint=f"give {name} as a single string"
+            + ("; one document has one source" if name == "source" else ""),
+        )
 
 
 def _source_hint(raw: RawDocument) -> str:
@@ -87,14 +101,32 @@ def _iso_date(raw: RawDocument, value: Any) -> str | None:
     return first.date().isoformat()
 
 
-def _metadata(fields: dict[str, Any]) -> dict[str, MetadataValue]:
-    """Every field other than the known ones: scalars as they are, lists/dicts as JSON text, None dropped."""
+def _metadata(raw: RawDocument, fields: dict[str, Any]) -> dict[str, MetadataValue]:
+    """Every field other than the known ones: scalars as they are, lists/dicts as JSON text, None dropped.
+    Keys the vector store refuses are renamed (see `metadata_name`); an empty key is an error of this line."""
     metadata: dict[str, MetadataValue] = {}
     for key, value in fields.items():
         if key in KNOWN_FIELDS or value is None:
             continue
-        metadata[str(key)] = _metadata_value(value)
+        name = metadata_name(str(key))
+        if name is None:
+            raise raw.error(
+                f"a metadata field has an empty name (value {json.dumps(value, ensure_ascii=False, default=str)[:60]})",
+                hint="give every field a name, or remove it",
+            )
+        metadata[name] = _metadata_value(value)
     return metadata
+
+
+def metadata_name(key: str) -> str | None:
+    """A metadata key Chroma accepts: control characters removed, surrounding space trimmed; a key starting
+    with `$` or `#` (Chroma's operators) or `chroma:` (its reserved names) is kept as `meta_<key>` without
+    them ('$where' -> 'meta_where'). None for a key left empty."""
+    cleaned = "".join(ch for ch in key if ch.isprintable()).strip()
+    if cleaned.startswith(("$", "#")) or cleaned.lower().startswith("chroma:"):
+        bare = cleaned.lstrip("$#").strip()
+        return f"meta_{bare}" if bare else None
+    return cleaned or None
 
 
 def _metadata_value(value: Any) -> MetadataValue:
