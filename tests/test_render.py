@@ -309,3 +309,11 @@ def test_judged_page_shows_the_answer_first_and_escapes_nothing_twice() -> None:
     )  # outlet, else the key readable
     assert "&amp;amp;" not in page and "&amp;#34;" not in page
     assert page.count("<circle") == 6 and "stroke-dasharray" in page  # unsure position: a dashed band
+
+
+def test_bare_urls_from_articles_are_not_linked_in_markdown() -> None:
+    from compare.render.markdown import escape_markdown
+
+    text = escape_markdown("see https://evil.example/x, www.evil.com and bob@evil.com; U.S. 3.5")
+    assert "https\\://evil.example/x" in text and "www\\.evil.com" in text and "bob\\@evil.com" in text
+    assert "U.S. 3.5" in text

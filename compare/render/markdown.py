@@ -10,10 +10,16 @@ from compare.view.model import ComparisonView, Judgement, QuoteView, Section, So
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|$~&#!{}])")
 
 
+#: "https://…", "ftp://…", "www.…", "x@y.org": what GFM's autolink extension turns into links. An escaped
+#: character ("https\\://", "www\\.", "x\\@y") renders the same text and is not linked.
+_BARE_LINK = re.compile(r"(?i)(\b(?:https?|ftp)|\bwww|\b[\w.+-]+)(:(?=//)|\.(?=\w)(?<=www\.)|@(?=[\w-]+\.))")
+
+
 def escape_markdown(text: object) -> str:
     """Markdown-escape one line of untrusted text: no links, images, HTML, math, tables or emphasis survive."""
     flat = " ".join(("" if text is None else str(text)).split())
     escaped = _MD_SPECIAL.sub(r"\\\1", flat)
+    escaped = _BARE_LINK.sub(r"\1\\\2", escaped)  # GFM would link a bare URL from an article: break it
     return re.sub(r"^([-+]|\d+[.)])(\s)", r"\\\1\2", escaped)  # not a list item
 
 
