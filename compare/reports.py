@@ -38,8 +38,8 @@ from pydantic import BaseModel, Field, ValidationError
 from compare import __version__
 from compare.analysis.engine import Engine
 from compare.embedding import CachedEmbedder
-from compare.redact import redact
 from compare.errors import CompareError, ConfigError
+from compare.redact import redact
 from compare.report_render import render_csv, render_html, render_markdown
 from compare.report_spec import (
     CorpusSpec,

@@ -7,6 +7,7 @@ what to do; a bad item never stops the good ones. JSONL is streamed line by line
 from __future__ import annotations
 
 import codecs
+import errno
 import glob
 import io
 import ipaddress
@@ -15,12 +16,14 @@ import json
 import os
 import re
 import socket
+import stat
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import charset_normalizer
@@ -141,7 +144,7 @@ def _expand(item: str) -> Iterator[Path | IngestError]:
     path = Path(item)
     if path.is_dir():
         yield from _walk(path)
-    elif path.exists():
+    elif path.exists() or path.is_symlink():  # a broken or looping link is named by the reader
         yield path
     elif glob.has_magic(item):
         yield from _expand_glob(item)
@@ -193,6 +196,11 @@ def _is_sidecar(path: Path) -> bool:
 
 
 def _read_path(path: Path, options: ReadOptions) -> Iterator[RawDocument | IngestError]:
+    try:
+        _check_regular(path)
+    except IngestError as exc:
+        yield exc
+        return
     fmt = options.format or EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
         kind = f"extension {path.suffix!r}" if path.suffix else "no extension"
@@ -248,23 +256,91 @@ _FILE_READERS: dict[str, Callable[[str, bytes, ReadOptions], Found]] = {
 
 
 def _read_bytes(path: Path, settings: IngestSettings) -> bytes:
+    """The whole file, never more than max_file_mb: st_size can lie (procfs, a file still being written)."""
     origin = str(path)
-    try:
-        size = path.stat().st_size
-        if size > settings.max_file_mb * _MB:
-            hint = "split it, or raise the limit with NCOMPARE_INGEST__MAX_FILE_MB"
-            message = f"file too large ({size / _MB:.1f} MB, limit {settings.max_file_mb:g} MB)"
-            raise IngestError(origin, message, hint=hint)
-        data = path.read_bytes()
-    except OSError as exc:
-        raise IngestError(
-            origin, f"cannot read: {exc.strerror or exc}", hint="check the file's permissions"
-        ) from exc
+    limit = int(settings.max_file_mb * _MB)
+    with _open_regular(path) as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            raise _too_large(origin, settings, f"{size / _MB:.1f} MB")
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise _cannot_read(origin, exc) from exc
+    if len(data) > limit:
+        raise _too_large(origin, settings, f"more than {settings.max_file_mb:g} MB read")
     if not data.strip():
         raise IngestError(
             origin, "empty file", hint="remove it from the input, or fill it with the article text"
         )
     return data
+
+
+def _too_large(origin: str, settings: IngestSettings, size: str) -> IngestError:
+    hint = "split it, or raise the limit with NCOMPARE_INGEST__MAX_FILE_MB"
+    return IngestError(origin, f"file too large ({size}, limit {settings.max_file_mb:g} MB)", hint=hint)
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse FIFOs, devices and sockets before opening them: a FIFO blocks, /dev/zero never ends."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise _cannot_read(str(path), exc) from exc
+    if not stat.S_ISREG(mode):
+        raise _not_regular(str(path), mode)
+
+
+# O_NONBLOCK: opening a FIFO swapped in after _check_regular returns at once (fstat then refuses it);
+# O_NOCTTY: opening a terminal never makes it ours. Neither changes how a regular file is read.
+_OPEN_FLAGS = (
+    os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+)
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open a regular file for reading without ever blocking on a FIFO; anything else is an IngestError."""
+    origin = str(path)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise _cannot_read(origin, exc) from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(origin, mode)
+        if hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+_FILE_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISFIFO, "a FIFO, i.e. a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _not_regular(origin: str, mode: int) -> IngestError:
+    kind = next((name for is_kind, name in _FILE_KINDS if is_kind(mode)), "not a plain file")
+    hint = "skip it, or copy the content to a regular file and ingest that"
+    return IngestError(origin, f"not a regular file ({kind})", hint=hint)
+
+
+def _cannot_read(origin: str, exc: OSError) -> IngestError:
+    """An OSError as advice: a link loop or a broken link is not a permissions problem."""
+    if exc.errno == errno.ELOOP:
+        hint = "fix or remove the link (ls -l shows where each link points)"
+        return IngestError(origin, "symbolic link loop (the link leads back to itself)", hint=hint)
+    if exc.errno == errno.ENOENT and os.path.islink(origin):
+        message = f"broken symbolic link (its target {os.readlink(origin)} does not exist)"
+        return IngestError(origin, message, hint="fix or remove the link")
+    return IngestError(origin, f"cannot read: {exc.strerror or exc}", hint="check the file's permissions")
 
 
 def _check_text_bytes(origin: str, data: bytes) -> None:
@@ -351,12 +427,9 @@ def _read_jsonl(path: Path, options: ReadOptions) -> Iterator[RawDocument | Inge
     origin = str(path)
     try:
         defaults = {**_sidecar(path), **options.flags()}
-        handle = path.open("rb")
+        handle = _open_regular(path)
     except IngestError as exc:
         yield exc
-        return
-    except OSError as exc:
-        yield IngestError(origin, f"cannot read: {exc.strerror or exc}", hint="check the file's permissions")
         return
     limit = int(options.settings.max_file_mb * _MB)
     records = 0
@@ -720,15 +793,87 @@ def _decode_body(url: str, fetched: _Fetched) -> str:
     return _decode_text(url, fetched.body)
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class _Hop:
+    """One URL of a fetch (the start or a redirect) and the addresses its host resolved to."""
+
+    url: str
+    target: httpx.URL
+    addresses: tuple[IPAddress, ...]
+
+
+class _Watchdog:
+    """One deadline for a whole fetch: every hop, its DNS lookup, headers and body.
+
+    httpx's timeouts apply to each socket operation, so a server that sends a header line every few seconds
+    never trips them. At the deadline the watchdog shuts down the connection's socket, which wakes the read
+    that is blocked on it; the fetch then reports a timeout.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.fired = False
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        self._watch(None)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace hook: watch each new connection's socket."""
+        if event == "connection.connect_tcp.complete":
+            sock = info["return_value"].get_extra_info("socket")
+            # A duplicate: wrapping for TLS detaches the original socket object, not the kernel socket.
+            self._watch(sock.dup() if isinstance(sock, socket.socket) else None)
+
+    def _watch(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            old, self._socket = self._socket, sock
+            if self.fired and sock is not None:
+                _shut(sock)
+        if old is not None:
+            old.close()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            if self._socket is not None:
+                _shut(self._socket)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the other side
+
+
 def _fetch(url: str, settings: IngestSettings) -> _Fetched:
     """GET with redirects followed by hand, so every hop's address is checked before connecting."""
-    deadline = time.monotonic() + settings.url_timeout_s
     current = url
-    for _ in range(settings.url_max_redirects + 1):
-        response_or_next = _fetch_hop(url, current, settings, deadline)
-        if isinstance(response_or_next, _Fetched):
-            return response_or_next
-        current = response_or_next
+    with _Watchdog(settings.url_timeout_s) as watchdog:
+        start: _Hop | None = None
+        for _ in range(settings.url_max_redirects + 1):
+            hop = _resolve_hop(url, current, settings, watchdog)
+            _check_hop(url, hop, settings.allow_private, start)
+            start = start or hop
+            response_or_next = _fetch_hop(url, hop, settings, watchdog)
+            if isinstance(response_or_next, _Fetched):
+                return response_or_next
+            current = response_or_next
     hint = (
         "open the URL in a browser and ingest the final address, or raise NCOMPARE_INGEST__URL_MAX_REDIRECTS"
     )
@@ -736,15 +881,16 @@ def _fetch(url: str, settings: IngestSettings) -> _Fetched:
     raise IngestError(url, message, hint=hint)
 
 
-def _fetch_hop(origin: str, current: str, settings: IngestSettings, deadline: float) -> _Fetched | str:
+def _fetch_hop(origin: str, hop: _Hop, settings: IngestSettings, watchdog: _Watchdog) -> _Fetched | str:
     """Fetch one hop: the response, or the next URL when the server redirects."""
-    target = _parse_url(origin, current)
-    address = _checked_address(origin, target, settings.allow_private)
+    target = hop.target
     # Connect to the address that was checked, not a second DNS answer; TLS still verifies the host name.
-    pinned = target.copy_with(host=address)
+    pinned = target.copy_with(host=str(hop.addresses[0]))
     headers = {"Host": target.netloc.decode("ascii"), "User-Agent": USER_AGENT, "Accept": _ACCEPT}
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    timeout = httpx.Timeout(settings.url_timeout_s)
+    extensions: dict[str, Any] = {"trace": watchdog.trace}
+    if target.scheme == "https":
+        extensions["sni_hostname"] = target.host
+    timeout = _hop_timeout(origin, settings, watchdog)
     try:
         with (
             httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False) as client,
@@ -752,16 +898,30 @@ def _fetch_hop(origin: str, current: str, settings: IngestSettings, deadline: fl
         ):
             location = response.headers.get("location")
             if response.status_code in REDIRECT_STATUSES and location:
-                return urljoin(current, location)
+                return urljoin(hop.url, location)
             _check_response(origin, response, settings)
-            body = _read_capped(origin, response, settings, deadline)
-    except httpx.TimeoutException as exc:
-        raise _timeout(origin, settings) from exc
+            body = _read_capped(origin, response, settings, watchdog)
     except httpx.HTTPError as exc:
-        hint = "check the address and that the site is up; or save the page and ingest the file"
-        raise IngestError(origin, f"could not fetch: {exc or type(exc).__name__}", hint=hint) from exc
+        raise _fetch_error(origin, exc, settings, watchdog) from exc
     media_type, charset = _content_type(response)
-    return _Fetched(url=current, media_type=media_type, charset=charset, body=body)
+    return _Fetched(url=hop.url, media_type=media_type, charset=charset, body=body)
+
+
+def _hop_timeout(origin: str, settings: IngestSettings, watchdog: _Watchdog) -> httpx.Timeout:
+    """No socket operation of a hop may wait past the fetch's deadline."""
+    left = watchdog.left()
+    if left <= 0:
+        raise _timeout(origin, settings)
+    return httpx.Timeout(left)
+
+
+def _fetch_error(
+    origin: str, exc: httpx.HTTPError, settings: IngestSettings, watchdog: _Watchdog
+) -> IngestError:
+    if isinstance(exc, httpx.TimeoutException) or watchdog.fired:
+        return _timeout(origin, settings)  # a closed connection after the deadline is the watchdog's doing
+    hint = "check the address and that the site is up; or save the page and ingest the file"
+    return IngestError(origin, f"could not fetch: {exc or type(exc).__name__}", hint=hint)
 
 
 _ACCEPT = "text/html, application/xhtml+xml;q=0.9, text/plain;q=0.5"
@@ -779,24 +939,93 @@ def _parse_url(origin: str, url: str) -> httpx.URL:
     return target
 
 
-def _checked_address(origin: str, target: httpx.URL, allow_private: bool) -> str:
-    """Resolve the host; refuse private/loopback/link-local/reserved/multicast addresses unless allowed."""
+def _resolve_hop(origin: str, url: str, settings: IngestSettings, watchdog: _Watchdog) -> _Hop:
+    target = _parse_url(origin, url)
     host = target.host
     port = target.port or (443 if target.scheme == "https" else 80)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        infos = _getaddrinfo_until(host, port, watchdog.left())
+    except TimeoutError as exc:
+        raise _timeout(origin, settings) from exc
+    except (OSError, UnicodeError) as exc:
         hint = "check the host name and your network connection"
         raise IngestError(origin, f"cannot resolve host {host!r}: {exc}", hint=hint) from exc
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    addresses = tuple(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos)
     if not addresses:
         raise IngestError(origin, f"cannot resolve host {host!r}", hint="check the host name")
-    for address in addresses:
-        if not allow_private and not _is_public(address):
-            message = f"refused: {host} resolves to non-public address {address}"
+    return _Hop(url, target, addresses)
+
+
+def _getaddrinfo_until(host: str, port: int, seconds: float) -> list[Any]:
+    """getaddrinfo has no timeout: it runs in a daemon thread, and we stop waiting after `seconds`."""
+    answer: list[Any] = []
+
+    def lookup() -> None:
+        try:
+            answer.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except Exception as exc:  # handed to the caller's thread
+            answer.append(exc)
+
+    thread = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
+    thread.start()
+    thread.join(max(seconds, 0))
+    if not answer:
+        raise TimeoutError(f"no DNS answer for {host} within {seconds:.1f} s")
+    if isinstance(answer[0], Exception):
+        raise answer[0]
+    return list(answer[0])
+
+
+def _check_hop(origin: str, hop: _Hop, allow_private: bool, start: _Hop | None) -> None:
+    """Refuse private/loopback/link-local/reserved/multicast addresses unless allowed.
+
+    Allowing a private start URL does not allow every private hop: a redirect may reach a non-public address
+    only on the start's own (non-public) host, or loopback from loopback; never a link-local one, where cloud
+    metadata services answer. Otherwise any page on an allowed intranet host could steer us anywhere inside.
+    """
+    for address in hop.addresses:
+        if _is_public(address):
+            continue
+        if not allow_private:
             hint = "internal addresses are refused for safety; to allow: NCOMPARE_INGEST__ALLOW_PRIVATE=true"
-            raise IngestError(origin, message, hint=hint)
-    return str(addresses[0])
+            raise _refused(origin, hop, start, f"resolves to non-public address {address}", hint)
+        if start is None:
+            continue
+        if _is_link_local(address):
+            reason = f"resolves to link-local address {address}, where cloud metadata services answer"
+            hint = "redirects there are always refused; if you trust the page, save it and ingest the file"
+            raise _refused(origin, hop, start, reason, hint)
+        if not _private_hop_allowed(hop, start, address):
+            reason = (
+                f"resolves to private address {address}; --allow-private allows only the start URL's own "
+                f"host ({start.target.host}) on redirects"
+            )
+            raise _refused(origin, hop, start, reason, f"if you trust it, give {hop.url} itself as the URL")
+
+
+def _refused(origin: str, hop: _Hop, start: _Hop | None, reason: str, hint: str) -> IngestError:
+    where = "refused" if start is None else f"refused redirect to {hop.url}"
+    return IngestError(origin, f"{where}: {hop.target.host} {reason}", hint=hint)
+
+
+def _private_hop_allowed(hop: _Hop, start: _Hop, address: IPAddress) -> bool:
+    """A redirect stays on the private ground the user chose: the start's host or addresses, or loopback."""
+    start_addresses = {_unmapped(item) for item in start.addresses}
+    if all(_is_public(item) for item in start_addresses):
+        return False  # the start was public: it allowed nothing private (DNS rebinding)
+    address = _unmapped(address)
+    same_host = hop.target.host.lower() == start.target.host.lower() or address in start_addresses
+    return same_host or (address.is_loopback and all(item.is_loopback for item in start_addresses))
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _is_link_local(address: IPAddress) -> bool:
+    return _unmapped(address).is_link_local
 
 
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -848,7 +1077,9 @@ def _status_hint(status: int) -> str:
     return "open the URL in a browser to see what the server says"
 
 
-def _read_capped(origin: str, response: httpx.Response, settings: IngestSettings, deadline: float) -> bytes:
+def _read_capped(
+    origin: str, response: httpx.Response, settings: IngestSettings, watchdog: _Watchdog
+) -> bytes:
     """Read the body, stopping as soon as it exceeds url_max_mb or the overall timeout passes."""
     cap = settings.url_max_mb * _MB
     chunks: list[bytes] = []
@@ -857,9 +1088,11 @@ def _read_capped(origin: str, response: httpx.Response, settings: IngestSettings
         total += len(chunk)
         if total > cap:
             raise _too_big(origin, settings)
-        if time.monotonic() > deadline:
+        if watchdog.fired:
             raise _timeout(origin, settings)
         chunks.append(chunk)
+    if watchdog.fired:  # a body without Content-Length just ends when the watchdog closes the connection
+        raise _timeout(origin, settings)
     return b"".join(chunks)
 
 
