@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 import sys
 import typing
 from collections.abc import Callable
@@ -11,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +21,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from compare.cli_common import (  # noqa: F401 - re-exported for commands in other modules
     BackendOpt,
@@ -34,6 +35,7 @@ from compare.cli_common import (  # noqa: F401 - re-exported for commands in oth
     TargetOpt,
     UntilOpt,
     WhereOpt,
+    _check_sources,
     _fail,
     _filters,
     _friendly_errors,
@@ -45,7 +47,9 @@ from compare.cli_common import (  # noqa: F401 - re-exported for commands in oth
 )
 from compare.errors import CompareError
 from compare.ingest.readers import ReadOptions
+from compare.redact import RedactingStream
 from compare.services import Services
+from compare.terminal import safe_markup, terminal_text
 from compare.types import IngestItemResult, IngestReport, IngestStatus
 
 app = typer.Typer(
@@ -145,19 +149,23 @@ def _print_ingest_summary(report: IngestReport) -> None:
     )
     for item in report.items:
         if item.status == "duplicate":
-            out.print(f"  [cyan]duplicate[/] {escape(item.origin)} = {escape(item.duplicate_of or '')}")
+            out.print(
+                f"  [cyan]duplicate[/] {safe_markup(item.origin)} = {safe_markup(item.duplicate_of or '')}"
+            )
     if report.undated:
-        out.print(f"  [yellow]no date[/] for {len(report.undated)}: {escape(', '.join(report.undated[:8]))}")
+        out.print(
+            f"  [yellow]no date[/] for {len(report.undated)}: {safe_markup(', '.join(report.undated[:8]))}"
+        )
         out.print(
             "    dates are never invented: pass --date or add `date` to the metadata to place them in time"
         )
     for item in report.items:
         if item.status == "skipped":
-            out.print(f"  [dim]skipped {escape(item.origin)}: {escape(item.reason or '')}[/]")
+            out.print(f"  [dim]skipped {safe_markup(item.origin)}: {safe_markup(item.reason or '')}[/]")
     for item in report.failed:
-        out.print(f"  [red]failed[/] {escape(item.origin)}: {escape(item.reason or '')}")
+        out.print(f"  [red]failed[/] {safe_markup(item.origin)}: {safe_markup(item.reason or '')}")
         if item.hint:
-            out.print(f"         -> {escape(item.hint)}")
+            out.print(f"         -> {safe_markup(item.hint)}")
 
 
 # -- corpus views ------------------------------------------------------------------------------------
@@ -174,10 +182,11 @@ def sources(
     as_json: JsonOpt = False,
 ) -> None:
     """Documents per source and the dates they cover (duplicates counted once)."""
+    filters = _filters(source, since, until, where)
     with _friendly_errors():
-        rows = Services(_settings(data_dir, chroma_url)).reader_store.sources(
-            _filters(source, since, until, where)
-        )
+        store = Services(_settings(data_dir, chroma_url)).reader_store
+        _check_sources(store, filters)
+        rows = store.sources(filters)
     if as_json:
         _print_json([row.model_dump() for row in rows])
         return
@@ -187,8 +196,8 @@ def sources(
     table = Table("source", "outlet", "documents", "duplicates", "undated", "first", "last")
     for row in rows:
         table.add_row(
-            escape(row.source),
-            escape(row.outlet or ""),
+            safe_markup(row.source),
+            safe_markup(row.outlet or ""),
             str(row.documents),
             str(row.duplicates),
             str(row.undated),
@@ -207,7 +216,7 @@ def stats(data_dir: DataDir = None, chroma_url: ChromaUrl = None, as_json: JsonO
         _print_json(data)
         return
     for key, value in data.items():
-        out.print(f"[bold]{key:>10}[/]  {escape(str(value))}")
+        out.print(f"[bold]{key:>10}[/]  {safe_markup(str(value))}")
 
 
 @app.command()
@@ -228,15 +237,15 @@ def doc(
     if as_json:
         _print_json(document.model_dump())
         return
-    out.print(f"[bold]{escape(document.title or document.id)}[/]")
+    out.print(f"[bold]{safe_markup(document.title or document.id)}[/]")
     out.print(
-        f"[dim]{escape(document.source)} · {document.date or 'undated'} · {escape(document.url or 'no url')}"
-        f" · id {escape(document.id)}[/]"
+        f"[dim]{safe_markup(document.source)} · {document.date or 'undated'} · {safe_markup(document.url or 'no url')}"
+        f" · id {safe_markup(document.id)}[/]"
     )
     if document.duplicate_of:
-        out.print(f"[cyan]duplicate of {escape(document.duplicate_of)}[/]")
+        out.print(f"[cyan]duplicate of {safe_markup(document.duplicate_of)}[/]")
     out.print()
-    out.print(escape(document.text))
+    out.print(Text(terminal_text(document.text)))
 
 
 @app.command()
@@ -253,9 +262,13 @@ def search(
     as_json: JsonOpt = False,
 ) -> None:
     """Ranked chunks by meaning, with document id, source, date, character offsets and score."""
+    if not text.strip():
+        _fail("the search text is empty", 'say what to look for, e.g. ncompare search "missile strikes"')
     filters = _filters(source, since, until, where)
     with _friendly_errors():
-        hits = Services(_settings(data_dir, chroma_url, embedder)).search(text, k=k, filters=filters)
+        services = Services(_settings(data_dir, chroma_url, embedder))
+        _check_sources(services.store, filters)
+        hits = services.search(text, k=k, filters=filters)
     if as_json:
         _print_json([hit.model_dump() for hit in hits])
         return
@@ -264,14 +277,14 @@ def search(
         return
     for rank, hit in enumerate(hits, 1):
         out.print(
-            f"[bold]{rank}.[/] [green]{hit.score:.3f}[/]  [bold]{escape(hit.source)}[/]"
-            f"  {hit.date or 'undated'}  [dim]{escape(hit.doc_id)} [{hit.char_start}:{hit.char_end}][/]"
+            f"[bold]{rank}.[/] [green]{hit.score:.3f}[/]  [bold]{safe_markup(hit.source)}[/]"
+            f"  {hit.date or 'undated'}  [dim]{safe_markup(hit.doc_id)} [{hit.char_start}:{hit.char_end}][/]"
         )
-        out.print(f"   {escape(_snippet(hit.text))}\n")
+        out.print(f"   {safe_markup(_snippet(hit.text))}\n")
 
 
 def _snippet(text: str, width: int = 300) -> str:
-    flat = " ".join(text.split())
+    flat = " ".join(terminal_text(text).split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
@@ -305,8 +318,7 @@ def delete(
 @app.command()
 def config(data_dir: DataDir = None, chroma_url: ChromaUrl = None, as_json: JsonOpt = False) -> None:
     """The effective settings (defaults < .env < NCOMPARE_* variables < flags), each with its meaning."""
-    with _friendly_errors():
-        settings = _settings(data_dir, chroma_url)
+    settings = _settings(data_dir, chroma_url, check_data_dir=False)
     rows = settings.describe()
     if as_json:
         _print_json(
@@ -319,7 +331,7 @@ def config(data_dir: DataDir = None, chroma_url: ChromaUrl = None, as_json: Json
     table.add_column("env variable", no_wrap=True, min_width=max(map(len, envs)))
     table.add_column("meaning", ratio=1)
     for (name, value, description), env in zip(rows, envs):
-        table.add_row(name, escape(str(value)), env, escape(description))
+        table.add_row(name, safe_markup(str(value)), env, safe_markup(description))
     out.print(table)
     out.print(f"settings hash: {settings.settings_hash()}")
 
@@ -351,13 +363,14 @@ def ask(
     filters = _filters(source, since, until, where)
     with _friendly_errors():
         services = Services(_settings(data_dir, chroma_url))
+        _check_sources(services.store, filters)
         comparison = services.engine.compare(question, backend=backend, filters=filters, k=k, target=target)
     if as_json:
         _print_json(comparison.model_dump(mode="json"))
     elif as_md:
         from compare.render import to_markdown
 
-        sys.stdout.write(to_markdown(comparison))
+        sys.stdout.write(terminal_text(to_markdown(comparison)))
     else:
         from compare.terminal import print_comparison
 
@@ -381,18 +394,19 @@ def estimate(
     filters = _filters(source, since, until, where)
     with _friendly_errors():
         services = Services(_settings(data_dir, chroma_url))
+        _check_sources(services.store, filters)
         result = services.engine.estimate(question, backend=backend, filters=filters, k=k)
     if as_json:
         _print_json(dataclasses.asdict(result))
         return
     out.print(
-        f"backend [bold]{escape(result.backend)}[/] model {escape(result.model or '-')}: "
+        f"backend [bold]{safe_markup(result.backend)}[/] model {safe_markup(result.model or '-')}: "
         f"{result.calls} call(s), {result.prompt_tokens} prompt tokens, "
         f"up to {result.completion_tokens_max} completion tokens, "
         f"estimated [bold]${result.cost_usd:.4f}[/]"
     )
     for note in result.notes:
-        out.print(f"  [dim]{escape(note)}[/]")
+        out.print(f"  [dim]{safe_markup(note)}[/]")
 
 
 @app.command()
@@ -410,7 +424,7 @@ def prompts(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
     from compare.analysis.prompts import list_prompts, prompt_directories
 
     with _friendly_errors():
-        settings = _settings(data_dir)
+        settings = _settings(data_dir, check_data_dir=False)
         rows = list_prompts(prompt_directories(settings.llm.prompts_dir))
     if as_json:
         _print_json(
@@ -425,7 +439,12 @@ def prompts(data_dir: DataDir = None, as_json: JsonOpt = False) -> None:
     for row in rows:
         parts = "\n".join(f"{part}: {', '.join(names)}" for part, names in row.parts.items())
         active = " [green](active)[/]" if row.id == settings.llm.prompt else ""
-        table.add_row(escape(row.id) + active, escape(parts), escape(str(row.path)), escape(row.description))
+        table.add_row(
+            safe_markup(row.id) + active,
+            safe_markup(parts),
+            safe_markup(str(row.path)),
+            safe_markup(row.description),
+        )
     out.print(table)
 
 
@@ -451,13 +470,23 @@ def stance(
     if (claim is None) == (pairs is None):
         _fail("give either a CLAIM or --pairs FILE.jsonl", 'example: ncompare stance "Kyiv will fall" -s nyt')
     filters = _filters(source, since, until, where)
+    problems: list[str] = []
     with _friendly_errors():
         engine = Services(_settings(data_dir, chroma_url)).engine
         if pairs is not None:
-            rows = engine.claim_stance_pairs(_read_pairs(pairs, engine))
+            wanted, problems = _read_pairs(pairs, engine.store)
+            rows = engine.claim_stance_pairs(wanted)
         else:
             assert claim is not None
+            if not doc_id:
+                _check_sources(engine.store, filters)
             rows = engine.claim_stance(claim, doc_ids=doc_id or (), filters=filters, max_docs=max_docs)
+    _print_stances(rows, as_json)
+    if problems:
+        _report_bad_pairs(problems, answered=len(rows))
+
+
+def _print_stances(rows: list[Any], as_json: bool) -> None:
     if as_json:
         _print_json([row.model_dump(mode="json") for row in rows])
         return
@@ -467,29 +496,77 @@ def stance(
         print_claim_stances(out, text, [row for row in rows if row.claim == text])
 
 
-def _read_pairs(path: Path, engine: Any) -> list[tuple[str, Any]]:
-    """Lines of {"claim", "doc_id"}; a bad line is an error naming the file and line."""
-    if not path.is_file():
-        raise CompareError(f"{path}: no such file", hint='pass a JSONL file of {"claim", "doc_id"} lines')
+def _report_bad_pairs(problems: list[str], *, answered: int) -> None:
+    """Each bad --pairs line on stderr; exit 1 (as ingest does when an input failed), the rest answered."""
+    for problem in problems:
+        err.print(f"[yellow]skipped[/] {safe_markup(problem)}")
+    err.print(f"  [yellow]->[/] {safe_markup(PAIR_SHAPE)}; {answered} line(s) answered")
+    raise typer.Exit(1)
+
+
+PAIR_SHAPE = 'each line must look like {"claim": "...", "doc_id": "..."}'
+
+
+def _read_pairs(path: Path, store: Any) -> tuple[list[tuple[str, Any]], list[str]]:
+    """(claim, document) per good line, in file order, and a "FILE:LINE: what is wrong" per bad line."""
     wanted: list[tuple[int, str, str]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            wanted.append((number, str(record["claim"]), str(record["doc_id"])))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CompareError(
-                f'{path}:{number}: not a {{"claim", "doc_id"}} object ({exc})',
-                hint='each line must look like {"claim": "...", "doc_id": "..."}',
-            ) from exc
-    documents = engine.store.get_documents(sorted({doc_id for _, _, doc_id in wanted}))
-    for number, _, doc_id in wanted:
-        if doc_id not in documents:
-            raise CompareError(
-                f"{path}:{number}: unknown doc_id {doc_id!r}", hint="check ids with `ncompare search`"
-            )
-    return [(claim_text, documents[doc_id]) for _, claim_text, doc_id in wanted]
+    problems: list[tuple[int, str]] = []
+    for number, line in _pair_lines(path):
+        parsed = _parse_pair(line)
+        if isinstance(parsed, str):
+            problems.append((number, parsed))
+        else:
+            wanted.append((number, *parsed))
+    documents = store.get_documents(sorted({doc_id for _, _, doc_id in wanted})) if wanted else {}
+    problems += [
+        (n, f"unknown doc_id {d!r} (ids: `ncompare search`)") for n, _, d in wanted if d not in documents
+    ]
+    pairs = [(claim_text, documents[d]) for _, claim_text, d in wanted if d in documents]
+    return pairs, [f"{path}:{number}: {problem}" for number, problem in sorted(problems)]
+
+
+def _pair_lines(path: Path) -> list[tuple[int, str]]:
+    """The file's non-blank lines, numbered; a file that is missing or not UTF-8 is one error for all."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CompareError(
+            f"{path}: cannot read ({exc.strerror})", hint=f"pass a JSONL file; {PAIR_SHAPE}"
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        name = shlex.quote(str(path))
+        raise CompareError(
+            f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x})",
+            hint=f"convert the file, e.g. from Latin-1: iconv -f latin1 -t utf-8 {name} > {name}.utf8",
+        ) from None
+    # split("\n"), not splitlines(): line numbers as editors count them (no break at \x1c, \x85, \u2028)
+    return [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
+
+
+def _parse_pair(line: str) -> tuple[str, str] | str:
+    """(claim, doc_id) from one JSONL line, or what is wrong with it."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc.msg}, column {exc.colno})"
+    if not isinstance(record, dict):
+        return f"not a JSON object but {type(record).__name__}"
+    claim_text, doc_id = record.get("claim"), record.get("doc_id")
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        doc_id = str(doc_id)
+    problem = _field_problem("claim", claim_text) or _field_problem("doc_id", doc_id)
+    return problem or (str(claim_text), str(doc_id))
+
+
+def _field_problem(name: str, value: object) -> str | None:
+    if value is None:
+        return f'no "{name}"'
+    if not isinstance(value, str):
+        return f'"{name}" is not text'
+    return None if value.strip() else f'the "{name}" is empty'
 
 
 @app.command()
@@ -526,16 +603,16 @@ DEMO_QUESTIONS = (
 
 
 def _demo_question(services: Services, question: str) -> None:
-    out.rule(f"[bold]{escape(question)}")
+    out.rule(f"[bold]{safe_markup(question)}")
     hits = services.search(question, k=6)
     by_source: dict[str, list[Any]] = {}
     for hit in hits:
         by_source.setdefault(hit.source, []).append(hit)
     for source_name, source_hits in by_source.items():
-        out.print(f"[bold cyan]{escape(source_name)}[/]")
+        out.print(f"[bold cyan]{safe_markup(source_name)}[/]")
         for hit in source_hits[:2]:
             out.print(
-                f"  {hit.date or 'undated'}  [green]{hit.score:.2f}[/]  {escape(_snippet(hit.text, 220))}"
+                f"  {hit.date or 'undated'}  [green]{hit.score:.2f}[/]  {safe_markup(_snippet(hit.text, 220))}"
             )
 
 
@@ -550,6 +627,9 @@ def _register_plugins() -> None:
 
 
 def main() -> None:
+    # Everything the CLI prints passes one redaction step: keys, bearer tokens, URL credentials.
+    sys.stdout = RedactingStream(sys.stdout)
+    sys.stderr = RedactingStream(sys.stderr)
     app()
 
 

@@ -7,22 +7,26 @@ command modules never import each other in a cycle.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
+from types import TracebackType
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
-from compare.errors import CompareError
+from compare.errors import CompareError, ConfigError
 from compare.settings import Settings, load_settings
-from compare.store import Filters
+from compare.store import Filters, Store
+from compare.terminal import safe_markup
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
+# emoji=False: an article's ":thumbs_up:" is text, like its "[bold]".
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, emoji=False)
 
 DataDir = Annotated[
     Path | None,
@@ -49,14 +53,46 @@ WhereOpt = Annotated[
 ]
 
 
-def _settings(data_dir: Path | None, chroma_url: str | None = None, embedder: str | None = None) -> Settings:
-    return load_settings(data_dir=data_dir, chroma_url=chroma_url, embedder=embedder)
+def _settings(
+    data_dir: Path | None,
+    chroma_url: str | None = None,
+    embedder: str | None = None,
+    *,
+    check_data_dir: bool = True,
+) -> Settings:
+    """The effective settings; a bad NCOMPARE_* value, or a data dir that is a file, ends the command."""
+    with _friendly_errors():
+        settings = load_settings(data_dir=data_dir, chroma_url=chroma_url, embedder=embedder)
+        if check_data_dir:
+            _check_data_dir(settings.data_dir)
+    return settings
+
+
+def _check_data_dir(path: Path) -> None:
+    """Refuse a data dir that is a file, or lies under one, before anything (store, caches) is put there."""
+    blocker = _file_in_the_way(path)
+    if blocker is not None:
+        problem = (
+            "is a file, not a directory" if blocker == path else f"cannot be created: {blocker} is a file"
+        )
+        raise ConfigError(
+            f"the data dir {path} {problem}",
+            hint="point --data-dir (or NCOMPARE_DATA_DIR) at a directory; a missing one is created",
+        )
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The file that stops `folder` from being a directory: itself, or the nearest existing parent."""
+    for place in (folder, *folder.parents):
+        if place.exists():
+            return None if place.is_dir() else place
+    return None
 
 
 def _fail(message: str, hint: str | None = None, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]error:[/] {safe_markup(message)}")
     if hint:
-        err.print(f"  [yellow]->[/] {escape(hint)}")
+        err.print(f"  [yellow]->[/] {safe_markup(hint)}")
     raise typer.Exit(code)
 
 
@@ -69,6 +105,35 @@ def _friendly_errors() -> Iterator[None]:
         _fail(exc.message, exc.hint)
     except KeyboardInterrupt:
         _fail("interrupted", "work finished before the interruption is kept; run the same command again", 130)
+    except Exception as exc:
+        if not _raised_in_llm_client(exc.__traceback__):
+            raise
+        _fail(
+            "the model server's reply is not an OpenAI-compatible API response "
+            f"({type(exc).__name__}: {_first_line(exc)})",
+            "check that the backend URL is the server's API root (e.g. http://host:port/v1) and that no proxy "
+            "or login page answers in its place; `curl URL/models` should print JSON",
+        )
+
+
+#: Packages of the OpenAI client: an unexpected exception raised through them means the server's reply broke
+#: the client (an HTML page or plain text with HTTP 200), not a bug of ours to show as a traceback. Not httpx
+#: itself: a Chroma server is reached through it too.
+_LLM_CLIENT_MODULES = ("openai", "langchain_openai")
+
+
+def _raised_in_llm_client(trace: TracebackType | None) -> bool:
+    while trace is not None:
+        module = str(trace.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".")[0] in _LLM_CLIENT_MODULES:
+            return True
+        trace = trace.tb_next
+    return False
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "no message"
 
 
 def _print_json(data: Any) -> None:
@@ -78,26 +143,65 @@ def _print_json(data: Any) -> None:
 def _filters(
     sources: list[str] | None, since: str | None, until: str | None, where: list[str] | None
 ) -> Filters:
-    pairs: dict[str, str] = {}
-    for item in where or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            _fail(f"--where {item!r} is not key=value", "example: --where event_id=us-gov-2022-10-10")
-        pairs[key.strip()] = value.strip()
     for flag, day in (("--since", since), ("--until", until)):
-        if day and not _is_iso_date(day):
-            _fail(f"{flag} {day!r} is not a date", "use YYYY-MM-DD, e.g. 2022-10-01")
-    return Filters(sources=sources or [], since=since, until=until, where=pairs or None)
+        if day is not None and not _is_iso_date(day):
+            _fail(f"{flag}: unreadable date {day!r} (use YYYY-MM-DD)", f"e.g. {flag} 2022-10-01")
+    if since and until and since > until:
+        _fail(f"--since {since} is after --until {until}", "swap them, or widen the range")
+    return Filters(sources=sources or [], since=since, until=until, where=_where_pairs(where or []) or None)
+
+
+def _where_pairs(items: list[str]) -> dict[str, str]:
+    """`-w KEY=VALUE` options as a dict; a key must name a metadata field (not empty, no Chroma `$` operator)."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key or key.startswith("$"):
+            problem = (
+                "no '='" if not sep else "the key is empty" if not key else f"the key {key!r} starts with '$'"
+            )
+            _fail(
+                f"--where {item!r}: {problem}; write -w key=value, where key is a metadata field of the articles",
+                "e.g. -w event_id=us-gov-2022-10-10; `ncompare doc ID --json` shows a document's metadata",
+            )
+        pairs[key] = value
+    return pairs
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _is_iso_date(value: str) -> bool:
-    from datetime import date
-
+    """YYYY-MM-DD and a real day (date.fromisoformat alone also takes 20221001 and 2022-W40-1)."""
     try:
         date.fromisoformat(value)
     except ValueError:
         return False
-    return True
+    return _ISO_DAY.fullmatch(value) is not None
+
+
+def _some(names: list[str], shown: int) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _check_sources(store: Store, filters: Filters) -> None:
+    """A --source the store does not hold is named, rather than reported as 'no passage matches'."""
+    if not filters.sources:
+        return
+    known = store.source_names()
+    unknown = [name for name in filters.sources if name not in known]
+    if not unknown:
+        return
+    names = ", ".join(repr(name) for name in unknown)
+    if not known:
+        raise ConfigError(
+            f"no source {names}: the store is empty", hint="add articles with `ncompare ingest PATH`"
+        )
+    raise ConfigError(
+        f"no source {names} in this store; sources: {_some(known, 20)}",
+        hint="use one of these with -s, or see them with dates and counts in `ncompare sources`",
+    )
 
 
 BackendOpt = Annotated[

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from compare.cli_common import DataDir, _friendly_errors, _settings, err, out
+from compare.redact import redact
+from compare.terminal import safe_markup
 
 
 def eval_command(
@@ -82,7 +83,7 @@ def eval_command(
             record=record,
         )
         embedder = Services(settings).embedder
-        progress = (lambda line: err.print(f"[dim]{escape(line)}[/]")) if err.is_terminal else None
+        progress = (lambda line: err.print(f"[dim]{safe_markup(line)}[/]")) if err.is_terminal else None
         report = run_eval(request, settings, embedder, progress)
     print_summary(console, report)
     text = json.dumps(report, ensure_ascii=False, indent=1)
@@ -90,12 +91,12 @@ def eval_command(
         typer.echo(text)
     elif json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(text + "\n", encoding="utf-8")
-        console.print(f"JSON report: {escape(str(json_out))}")
+        json_out.write_text(redact(text) + "\n", encoding="utf-8")
+        console.print(f"JSON report: {safe_markup(str(json_out))}")
     if html_out is not None:
         html_out.parent.mkdir(parents=True, exist_ok=True)
-        html_out.write_text(to_html(report), encoding="utf-8")
-        console.print(f"HTML report: {escape(str(html_out))}")
+        html_out.write_text(redact(to_html(report)), encoding="utf-8")
+        console.print(f"HTML report: {safe_markup(str(html_out))}")
     failed = failed_thresholds(report)
     if failed:
         err.print(f"[bold red]{len(failed)} threshold(s) failed[/]")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,12 +27,14 @@ from compare.cli_common import (
     ChromaUrl,
     DataDir,
     JsonOpt,
+    _file_in_the_way,
     _friendly_errors,
     _print_json,
     _settings,
     err,
     out,
 )
+from compare.errors import ConfigError
 from compare.report_spec import load_spec
 from compare.reports import (
     WORK_DIR,
@@ -50,6 +51,7 @@ from compare.reports import (
     write_report,
 )
 from compare.services import Services
+from compare.terminal import safe_markup
 
 EXIT_PARTIAL = 2
 EXIT_INTERRUPTED = 130
@@ -89,6 +91,7 @@ def report(
     Exit code 2: some questions failed (listed in the report); 1: none answered; 130: interrupted."""
     try:
         with _friendly_errors():
+            check_out_dir(out_dir)
             parsed = load_spec(spec)
             settings = report_settings(_settings(data_dir, chroma_url), parsed, backend)
             services = Services(settings)
@@ -102,7 +105,7 @@ def report(
     except ReportInterrupted as stop:
         err.print(
             f"[bold red]interrupted:[/] {stop.saved} of {stop.total} question(s) are saved in "
-            f"{escape(str(stop.work_dir))}"
+            f"{safe_markup(str(stop.work_dir))}"
         )
         err.print("  [yellow]->[/] run the same command with --resume to compute only the rest")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -112,6 +115,17 @@ def report(
     else:
         _print_summary(result, paths)
     raise typer.Exit(code)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """--out must be a folder or not exist yet: refused before any question is computed, not after."""
+    blocker = _file_in_the_way(out_dir)
+    if blocker is not None:
+        where = "is a file" if blocker == out_dir else f"is under {blocker}, which is a file"
+        raise ConfigError(
+            f"--out {out_dir} {where}; a report is a folder (report.md, .html, .json and the CSV)",
+            hint="pass a folder that does not exist yet or holds an earlier report, e.g. --out reports/NAME",
+        )
 
 
 def exit_code(result: Report) -> int:
@@ -168,11 +182,15 @@ def _print_estimate(plan: Plan, rows: list[EstimateRow], as_json: bool) -> None:
         return
     table = Table("#", "question", "calls", "prompt tokens", "completion max", "est. cost", "note")
     for row in rows:
-        note = "checkpoint: free" if row.checkpoint else (f"[red]{escape(row.error)}[/]" if row.error else "")
+        note = (
+            "checkpoint: free"
+            if row.checkpoint
+            else (f"[red]{safe_markup(row.error)}[/]" if row.error else "")
+        )
         heading = row.item.heading if len(row.item.heading) <= 70 else row.item.heading[:69] + "…"
         table.add_row(
             row.item.id,
-            escape(heading),
+            safe_markup(heading),
             str(row.calls),
             str(row.prompt_tokens),
             str(row.completion_tokens_max),
@@ -181,14 +199,14 @@ def _print_estimate(plan: Plan, rows: list[EstimateRow], as_json: bool) -> None:
         )
     out.print(table)
     out.print(
-        f"backend [bold]{escape(plan.settings.backend)}[/]: {totals['calls']} call(s), "
+        f"backend [bold]{safe_markup(plan.settings.backend)}[/]: {totals['calls']} call(s), "
         f"{totals['prompt_tokens']} prompt tokens, up to {totals['completion_tokens_max']} completion tokens, "
         f"estimated at most [bold]${totals['cost_usd']:.4f}[/]; nothing was sent"
     )
     estimated = [row.notes for row in rows if not row.error and not row.checkpoint]
     shared = [note for note in estimated[0] if all(note in notes for notes in estimated)] if estimated else []
     for note in shared:
-        out.print(f"  [dim]{escape(note)}[/]")
+        out.print(f"  [dim]{safe_markup(note)}[/]")
     out.print("  [dim]--json shows every question's notes (evidence kept, calls)[/]")
 
 
@@ -222,9 +240,9 @@ def _print_summary(result: Report, paths: list[Path]) -> None:
         status += " [dim](checkpoint)[/]" if item.from_checkpoint else ""
         table.add_row(
             item.item.id,
-            escape(item.item.heading),
+            safe_markup(item.item.heading),
             status,
-            str(len(comparison.sources)) if comparison else escape(item.error or ""),
+            str(len(comparison.sources)) if comparison else safe_markup(item.error or ""),
             str(len(comparison.shifts)) if comparison else "",
             f"{item.seconds:.1f}",
         )
@@ -237,7 +255,7 @@ def _print_summary(result: Report, paths: list[Path]) -> None:
         f"(${run.cost_usd:.4f} for the whole report) · {run.seconds:.1f} s"
     )
     for path in paths:
-        out.print(f"  {escape(str(path))}")
+        out.print(f"  {safe_markup(str(path))}")
     sys.stdout.flush()
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from compare.errors import ConfigError
 
 APP_NAME = "narrative-compare"
 
@@ -235,4 +240,72 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    return Settings().with_overrides(**overrides)
+    """Settings from .env and NCOMPARE_* variables, then flags; a bad value is a ConfigError naming it."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise settings_error(error) from None
+    except SettingsError as error:
+        raise _unparsable(error) from None
+    return settings.with_overrides(**overrides)
+
+
+#: How a pydantic error type reads after "NCOMPARE_X: 'value'"; bounds come from the error's context.
+_PHRASES = {
+    "int_parsing": "is not an integer",
+    "int_from_float": "is not an integer",
+    "float_parsing": "is not a number",
+    "bool_parsing": "is not true or false",
+    "extra_forbidden": "is not a setting",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+}
+
+
+def settings_error(error: ValidationError) -> ConfigError:
+    """One line per invalid value, each naming its variable: "NCOMPARE_K_PER_SOURCE: 'abc' is not an integer"."""
+    problems = [_problem(detail) for detail in error.errors()]
+    names = [env_name(detail["loc"]) for detail in error.errors()]
+    message = problems[0] if len(problems) == 1 else "invalid settings:\n  " + "\n  ".join(problems)
+    return ConfigError(message, hint=_fix_hint(names))
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The variable that sets a field: ("llm", "temperature") -> NCOMPARE_LLM__TEMPERATURE."""
+    name = "__".join(str(part) for part in loc).upper()
+    return name if name.startswith("NCOMPARE_") else f"NCOMPARE_{name}"
+
+
+def _problem(detail: ErrorDetails) -> str:
+    context = {
+        key: f"{value:g}" if isinstance(value, float) else value
+        for key, value in detail.get("ctx", {}).items()
+    }
+    known = _PHRASES.get(detail["type"])
+    phrase = known.format(**context) if known else detail["msg"][:1].lower() + detail["msg"][1:]
+    return f"{env_name(detail['loc'])}: {detail['input']!r} {phrase}"
+
+
+def _fix_hint(names: list[str]) -> str:
+    places = ", ".join(f"{name} ({_origin(name)})" for name in dict.fromkeys(names))
+    return f"fix or remove {places}; `ncompare config` lists every setting and its meaning"
+
+
+def _origin(name: str) -> str:
+    """Where a variable was read: the environment wins over .env (nested ones may come whole, as JSON)."""
+    if name in os.environ or name.split("__")[0] in os.environ:
+        return "environment"
+    return f"in {Path('.env').resolve()}"
+
+
+def _unparsable(error: SettingsError) -> ConfigError:
+    """A nested setting given whole (NCOMPARE_LLM='{...') whose JSON does not parse."""
+    match = re.search(r'field "(\w+)"', str(error))
+    name = env_name((match.group(1),)) if match else "an NCOMPARE_* variable"
+    cause = f" ({error.__cause__})" if error.__cause__ else ""
+    return ConfigError(
+        f"{name}: unreadable value{cause}",
+        hint=f"give it as JSON, or set one field at a time, e.g. {name}__<FIELD>=value",
+    )

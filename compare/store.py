@@ -98,18 +98,25 @@ _DOCUMENT_ONLY = frozenset({"n_chunks", "origin", "ingested_at", "content_hash"}
 
 
 def _parse_scalar(value: str) -> list[MetadataValue]:
-    """`--where k=v` matches the string and, when it reads as one, the number or boolean."""
+    """`--where k=v` matches the string and, when it reads as one, the number or boolean. Only numbers Chroma
+    accepts: NaN, infinity and integers beyond 64 bits make it refuse the whole filter."""
     candidates: list[MetadataValue] = [value]
     if value.lower() in ("true", "false"):
         candidates.append(value.lower() == "true")
-    else:
-        try:
-            candidates.append(int(value))
-        except ValueError:
-            try:
-                candidates.append(float(value))
-            except ValueError:
-                pass
+        return candidates
+    try:
+        whole = int(value)
+        if -(2**63) <= whole < 2**63:
+            candidates.append(whole)
+        return candidates
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return candidates
+    if abs(number) < float("inf"):  # False for NaN too
+        candidates.append(number)
     return candidates
 
 
@@ -124,6 +131,7 @@ class Filters:
     include_duplicates: bool = True
 
     def to_chroma(self) -> dict[str, Any] | None:
+        self.check()
         clauses: list[dict[str, Any]] = []
         if self.sources:
             clauses.append({"source": {"$in": list(self.sources)}})
@@ -141,6 +149,24 @@ class Filters:
         if not clauses:
             return None
         return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+    def check(self) -> None:
+        """A ConfigError for what Chroma would refuse or misread: a date that is not YYYY-MM-DD (dates compare
+        as YYYYMMDD numbers), a metadata key that is empty or starts with `$` (an operator to Chroma)."""
+        for name, day in (("since", self.since), ("until", self.until)):
+            if day and not self._is_day(day):
+                raise ConfigError(f"{name}: unreadable date {day!r} (use YYYY-MM-DD)", hint="e.g. 2022-10-01")
+        for key in self.where or {}:
+            if not key.strip() or key.startswith("$"):
+                raise ConfigError(
+                    f"where: {key!r} is not a metadata key",
+                    hint="filter on a metadata field of the articles, e.g. event_id=us-gov-2022-10-10",
+                )
+
+    @staticmethod
+    def _is_day(text: str) -> bool:
+        digits = text[:4] + text[5:7] + text[8:]
+        return len(text) == 10 and text[4] == text[7] == "-" and digits.isascii() and digits.isdigit()
 
 
 class Journal:

@@ -31,7 +31,10 @@ sys.path.insert(0, str(ROOT))
 from compare.analysis.stance_model import LABELS, StanceConfig, StanceModel, model_dir  # noqa: E402
 from compare.embedding import create_session  # noqa: E402
 
-TARGET_PRECISION = {"agree": 0.8, "disagree": 0.7, "discuss": 0.8, "unrelated": 0.9}
+#: "Does not address" gets the strictest target: FNC-1's unrelated pairs come from other stories, while in a
+#: comparison every document is about the same event, where a low-confidence "unrelated" is often wrong (a
+#: BASIL event: Fox said not to address a claim its article reports, at 0.55). 0.96 puts it near 0.8.
+TARGET_PRECISION = {"agree": 0.8, "disagree": 0.7, "discuss": 0.8, "unrelated": 0.96}
 VERSION = "fnc1-train.minilm-l6.v1"
 
 

@@ -77,7 +77,9 @@ def test_a_sentinel_key_echoed_by_the_server_appears_in_no_output(tmp_path: Path
         reported = _run(["report", str(spec), "--out", str(out_dir), "-b", backend], env)
         outputs += [reported.stdout, reported.stderr]
     assert "Traceback" not in reported.stderr, reported.stderr
-    assert reported.returncode == 1, reported.stdout + reported.stderr  # nothing answered: a report of failures
+    assert reported.returncode == 1, (
+        reported.stdout + reported.stderr
+    )  # nothing answered: a report of failures
     files = [p for p in [*out_dir.rglob("*"), *data_dir.rglob("*")] if p.is_file()]
     assert any(p.name == "report.md" for p in files)
     for path in files:

@@ -317,3 +317,10 @@ def test_bare_urls_from_articles_are_not_linked_in_markdown() -> None:
     text = escape_markdown("see https://evil.example/x, www.evil.com and bob@evil.com; U.S. 3.5")
     assert "https\\://evil.example/x" in text and "www\\.evil.com" in text and "bob\\@evil.com" in text
     assert "U.S. 3.5" in text
+
+
+def test_terminal_says_no_change_of_position_instead_of_an_empty_table() -> None:
+    comparison = judged_comparison().model_copy(update={"shifts": []})
+    text = _terminal(comparison, judged_documents())
+    assert "Change over time" in text and "No change of position found." in text
+    assert "what changed" not in text
