@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from types import TracebackType
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
+from compare.analysis.client_errors import foreign_reply, raised_in_llm_client
 from compare.errors import CompareError, ConfigError
 from compare.settings import Settings, load_settings
 from compare.store import Filters, Store
@@ -106,34 +106,10 @@ def _friendly_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         _fail("interrupted", "work finished before the interruption is kept; run the same command again", 130)
     except Exception as exc:
-        if not _raised_in_llm_client(exc.__traceback__):
+        if not raised_in_llm_client(exc.__traceback__):
             raise
-        _fail(
-            "the model server's reply is not an OpenAI-compatible API response "
-            f"({type(exc).__name__}: {_first_line(exc)})",
-            "check that the backend URL is the server's API root (e.g. http://host:port/v1) and that no proxy "
-            "or login page answers in its place; `curl URL/models` should print JSON",
-        )
-
-
-#: Packages of the OpenAI client: an unexpected exception raised through them means the server's reply broke
-#: the client (an HTML page or plain text with HTTP 200), not a bug of ours to show as a traceback. Not httpx
-#: itself: a Chroma server is reached through it too.
-_LLM_CLIENT_MODULES = ("openai", "langchain_openai")
-
-
-def _raised_in_llm_client(trace: TracebackType | None) -> bool:
-    while trace is not None:
-        module = str(trace.tb_frame.f_globals.get("__name__", ""))
-        if module.split(".")[0] in _LLM_CLIENT_MODULES:
-            return True
-        trace = trace.tb_next
-    return False
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else "no message"
+        failure = foreign_reply(exc)
+        _fail(failure.message, failure.hint)
 
 
 def _print_json(data: Any) -> None:

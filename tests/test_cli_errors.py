@@ -283,9 +283,18 @@ def html_server() -> Iterator[str]:
 
 @pytest.mark.slow
 def test_a_non_json_model_reply_is_a_message(
-    stored: Any, html_server: str, monkeypatch: pytest.MonkeyPatch
+    stored: Any, html_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("NCOMPARE_LLM__CACHE", "false")
     monkeypatch.setenv("NCOMPARE_LLM__MAX_RETRIES", "0")
     result = stored("ask", "Were the missile strikes condemned?", "-b", f"openai-compatible:m@{html_server}")
-    refused(result, "the model server's reply is not an OpenAI-compatible API response", "API root")
+    refused(result, "not an OpenAI-compatible API response", "API root")
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("title: T\nquestions:\n  - Were the missile strikes condemned?\n", encoding="utf-8")
+    report = stored(
+        "report", str(spec), "--out", str(tmp_path / "out"), "-b", f"openai-compatible:m@{html_server}"
+    )
+    assert report.exit_code == 1 and "Traceback" not in report.output
+    assert "not an OpenAI-compatible API response" in (tmp_path / "out" / "report.md").read_text(
+        encoding="utf-8"
+    )

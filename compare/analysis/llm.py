@@ -78,6 +78,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from compare import __version__
 from compare.analysis.base import AnalysisRequest, Backend, Estimate, register_backend
+from compare.analysis.client_errors import foreign_reply, raised_in_llm_client
 from compare.analysis.llm_cache import CACHE_FILE, ResponseCache, cache_key
 from compare.analysis.pricing import PriceTable, load_price_table
 from compare.analysis.prompts import (
@@ -1429,6 +1430,10 @@ class LLMBackend(Backend):
                 problem = f"the reply does not match the {schema.__name__} schema ({_first_error(error)})"
             except openai.OpenAIError as error:
                 raise api_error(error, self.target, self.llm) from error
+            except (AttributeError, TypeError, ValueError) as error:  # a reply that is not an API response
+                if not raised_in_llm_client(error.__traceback__):
+                    raise
+                raise foreign_reply(error, self.target.where) from error
             else:
                 raw = result.get("raw")
                 usage = getattr(raw, "usage_metadata", None) or {}
