@@ -207,3 +207,17 @@ def test_fences_cannot_be_closed_from_inside() -> None:
     assert block.count(EVIDENCE_OPEN) == block.count(EVIDENCE_CLOSE) == 1 and block.endswith(EVIDENCE_CLOSE)
     assert "date" not in block.splitlines()[0]
     assert all("<<<" not in defang(m) and ">>>" not in defang(m) for m in MARKERS.values())
+
+
+def test_every_shipped_prompt_is_in_the_wheel() -> None:
+    """A non-editable install has no repository: pyproject's data-files must carry every prompt file
+    (compare/analysis/prompts.py looks under <prefix>/share/narrative-compare/prompts then)."""
+    import glob
+    import tomllib
+
+    from tests.conftest import REPO
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["data-files"]["share/narrative-compare/prompts"]
+    packed = {Path(p).name for pattern in patterns for p in glob.glob(str(REPO / pattern))}
+    assert packed and packed == {p.name for p in (REPO / "prompts").glob("*.yaml")}

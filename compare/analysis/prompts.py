@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,17 @@ import yaml
 
 from compare.errors import ConfigError
 
-#: The prompt files shipped with the project (the repository's `prompts/` folder).
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+
+def shipped_prompts_dir() -> Path:
+    """The prompt files shipped with the project: the repository's `prompts/` folder (a checkout or an
+    editable install), else the copy a wheel installs under `<prefix>/share/narrative-compare/prompts`."""
+    checkout = Path(__file__).resolve().parents[2] / "prompts"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "narrative-compare" / "prompts"
+
+
+PROMPTS_DIR = shipped_prompts_dir()
 
 #: Fences around article text (map step) and around per-source analyses (reduce step). Everything between an
 #: opening and a closing marker is data; the prompt says so, and `fence` keeps article text from closing a fence.
