@@ -10,7 +10,6 @@ matmuls. On first use we derive a faster model from it (see `build_minilm_model`
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock
 
 from compare.errors import ConfigError, ModelError
 from compare.settings import Settings
@@ -93,12 +93,10 @@ def derived_model_path(cache_dir: Path) -> Path:
 
 @contextmanager
 def _file_lock(path: Path) -> Iterator[None]:
-    with open(path, "a") as handle:  # flock locks are per open file, so threads exclude each other too
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # A new FileLock per call opens its own descriptor, so threads exclude each other too; filelock works on
+    # Windows as well (fcntl made the package unimportable there).
+    with FileLock(str(path)):
+        yield
 
 
 def build_once(target: Path, build: Callable[[Path], None]) -> Path:
