@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from compare.errors import IngestError
 from compare.ingest import readers
 from compare.ingest.readers import RawDocument, ReadOptions, iter_raw
 from compare.settings import IngestSettings
+from tests.conftest import loopback_http
 
 ARTICLE = "The ministry said on Tuesday that the new package would be delivered within weeks. " * 5
 PAGE = f"<html><head><title>Package</title></head><body><article><p>{ARTICLE}</p></article></body></html>"
@@ -94,13 +95,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_http(_Handler) as url:
+        yield url
 
 
 LOCAL = IngestSettings(allow_private=True, url_timeout_s=2)

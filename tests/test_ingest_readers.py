@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +21,7 @@ from compare.ingest.normalize import to_document
 from compare.ingest.readers import RawDocument, ReadOptions, iter_raw
 from compare.settings import IngestSettings
 from compare.types import content_hash
+from tests.conftest import loopback_http
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 POLITICO = FIXTURES / "politico-negotiating-position-2023.txt"
@@ -619,13 +619,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_http(_Handler) as url:
+        yield url
 
 
 LOCAL = IngestSettings(allow_private=True, url_timeout_s=5)
