@@ -49,6 +49,7 @@ from compare.errors import CompareError
 from compare.ingest.readers import ReadOptions
 from compare.redact import RedactingStream
 from compare.services import Services
+from compare.store import Filters
 from compare.terminal import safe_markup, terminal_text
 from compare.types import IngestItemResult, IngestReport, IngestStatus
 
@@ -305,6 +306,8 @@ def delete(
         _fail("nothing to delete", "pass --doc ID (repeatable) or --source NAME")
     with _friendly_errors():
         store = Services(_settings(data_dir, chroma_url)).reader_store
+        if source:
+            _check_sources(store, Filters(sources=[source]))  # a typo is named, not "deleted 0"
         deleted = store.delete_documents(doc_id) if doc_id else 0
         deleted += store.delete_source(source) if source else 0
     if as_json:

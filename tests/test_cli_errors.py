@@ -198,6 +198,11 @@ def test_an_unknown_source_is_named_with_the_known_ones(stored: Any) -> None:
         )
 
 
+def test_deleting_an_unknown_source_names_it_and_deletes_nothing(stored: Any) -> None:
+    refused(stored("delete", "--source", "whitehous"), "no source 'whitehous' in this store; sources:")
+    assert "whitehouse" in stored("sources", "--json").output
+
+
 def test_since_after_until_is_named(cli: Any) -> None:
     result = cli("ask", "q", "--since", "2024-01-01", "--until", "2023-01-01")
     refused(result, "--since 2024-01-01 is after --until 2023-01-01")
