@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -52,6 +52,19 @@ class IngestSettings(BaseModel):
         description="Word 5-shingle Jaccard above which two documents count as near-duplicates.",
     )
     batch_chunks: int = Field(default=64, ge=1, description="Chunks embedded and written per batch.")
+
+
+#: How the LLM backend may ask a server for JSON (compare/analysis/structured.py); "auto" negotiates.
+STRUCTURED_METHODS = ("auto", "json_schema", "json_object_schema", "function_calling", "json_mode", "prompt")
+#: The same, in words for people (the app's choices, the README's table).
+METHOD_LABELS = {
+    "auto": "auto (find what the server accepts)",
+    "json_schema": "json_schema response format",
+    "json_object_schema": "json_object with the schema (llama.cpp)",
+    "function_calling": "a forced tool call",
+    "json_mode": "json_object, schema in the prompt",
+    "prompt": "JSON asked for in the prompt",
+}
 
 
 class LLMSettings(BaseModel):
@@ -111,8 +124,9 @@ class LLMSettings(BaseModel):
         description="YAML/JSON price table overriding the built-in dated one (USD per 1M tokens).",
     )
     structured_method: str = Field(
-        default="json_schema",
-        description="LangChain structured-output method: json_schema, function_calling or json_mode.",
+        default="auto",
+        description="How to ask the server for JSON: auto (try json_schema, json_object_schema, "
+        "function_calling, json_mode, prompt in turn and remember what the server accepts) or one of those.",
     )
     output_retries: int = Field(
         default=1,
@@ -120,6 +134,16 @@ class LLMSettings(BaseModel):
         le=5,
         description="Re-asks after a reply that is empty, not JSON, or not the asked schema.",
     )
+
+    @field_validator("structured_method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in STRUCTURED_METHODS:
+            raise ValueError(
+                f"{value!r} is not a structured-output method; use one of {', '.join(STRUCTURED_METHODS)}"
+            )
+        return value
+
     prompts_dir: Path | None = Field(
         default=None,
         description="Extra folder of prompt files (<name>.v<N>.yaml), searched before the shipped prompts/.",

@@ -313,6 +313,9 @@ class ComparisonMeta(BaseModel):
     backend: str
     model: str | None = None
     prompt: str | None = Field(default=None, description="prompt id@version, for LLM backends.")
+    structured_output: str | None = Field(
+        default=None, description="How the LLM was asked for JSON, e.g. 'auto: json_object_schema'."
+    )
     judgement_model: str | None = Field(
         default=None, description="The model that judged positions, when another backend wrote the summaries."
     )

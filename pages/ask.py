@@ -11,6 +11,8 @@ import streamlit as st
 from compare.ingest.readers import ReadOptions
 from compare.redact import remember_secret
 from compare.render import escape_markdown
+from compare.settings import METHOD_LABELS
+from compare.settings import STRUCTURED_METHODS as SETTING_VALUES
 from compare.store import Filters
 from compare.types import Comparison, SourceSummary
 from pages import common
@@ -31,6 +33,7 @@ class Ask:
     k: int
     backend: str
     target: str | None = None
+    structured_method: str | None = None
 
 
 def sidebar_filters(summaries: list[SourceSummary]) -> tuple[Filters, int]:
@@ -88,6 +91,12 @@ def sidebar_backend() -> tuple[str | None, str | None]:
     base_url = ""
     if kind == "OpenAI-compatible":
         base_url = st.sidebar.text_input("Base URL", value="http://127.0.0.1:11434/v1", key="b_url").strip()
+    st.sidebar.selectbox(
+        "Structured output", SETTING_VALUES, index=SETTING_VALUES.index(common.settings().llm.structured_method),
+        key="b_method", format_func=lambda m: METHOD_LABELS.get(m, m),
+        help="How the server is asked for JSON. Auto tries each way the server may accept and remembers what "
+        "worked for this server and model; pick one only if you know what your server supports.",
+    )  # fmt: skip
     typed = _key_field()
     if not model:
         st.sidebar.warning("Name the model, e.g. gpt-4o-mini.")
@@ -153,7 +162,8 @@ def question_form(backend: str | None, typed_key: str | None, filters: Filters, 
         return
     if not _filters_match(filters):
         return
-    ask = Ask(question.strip(), filters, k, backend, claim.strip() or None)
+    method = None if backend == "offline" else st.session_state.get("b_method")
+    ask = Ask(question.strip(), filters, k, backend, claim.strip() or None, method)
     if backend == "offline":
         run(ask, typed_key)
     else:
@@ -183,6 +193,7 @@ def estimate(ask: Ask, typed_key: str | None) -> None:
             k=ask.k,
             api_key=typed_key,
             target=ask.target,
+            structured_method=ask.structured_method,
         )
         st.session_state["pending"] = (ask, result)
 
@@ -215,6 +226,7 @@ def run(ask: Ask, typed_key: str | None) -> None:
             k=ask.k,
             api_key=typed_key,
             target=ask.target,
+            structured_method=ask.structured_method,
         )
         _keep(comparison)
 

@@ -156,6 +156,25 @@ def delay(seconds: float, then: Any = None) -> Behaviour:
     return Behaviour(reply=then if then is not None else {}, delay_s=seconds)
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A reply some real server sends, byte for byte (tests/fixtures/llm_servers/)."""
+
+    status: int
+    body: str
+    content_type: str = "application/json"
+
+
+def requested_method(body: dict[str, Any]) -> str:
+    """Which structured-output method a chat request uses (the names of compare/analysis/structured.py)."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return "json_schema"
+    if response_format.get("type") == "json_object":
+        return "json_object_schema" if "schema" in response_format else "json_mode"
+    return "function_calling" if body.get("tools") else "prompt"
+
+
 @dataclass
 class RecordedRequest:
     path: str
@@ -183,8 +202,15 @@ class FakeOpenAIServer:
     Requests beyond the script get HTTP 500 with a message saying so (a test bug, visible in the error).
     """
 
-    def __init__(self, script: Sequence[Behaviour] = (), *, max_delay_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        script: Sequence[Behaviour] = (),
+        *,
+        max_delay_s: float = 5.0,
+        refusals: dict[str, Recorded] | None = None,
+    ) -> None:
         self.script: deque[Behaviour] = deque(script)
+        self.refusals = refusals or {}  # structured-output method -> the server's recorded refusal of it
         self.requests: list[RecordedRequest] = []
         self.max_delay_s = max_delay_s
         self._closing = threading.Event()
@@ -217,6 +243,9 @@ class FakeOpenAIServer:
             self.requests.append(RecordedRequest(path, headers, body))
         if not path.rstrip("/").endswith("/chat/completions"):
             return 404, {"error": {"message": f"no route {path}"}}, {}
+        refusal = self.refusals.get(requested_method(body))
+        if refusal is not None:
+            return refusal.status, refusal.body.encode(), {"content-type": refusal.content_type}
         behaviour = self._next()
         if behaviour is None:
             return 500, {"error": {"message": "FakeOpenAIServer: script exhausted"}}, {}

@@ -833,7 +833,7 @@ def test_server_rate_limit_then_success(settings: Settings) -> None:
 def test_server_errors_after_retries(settings: Settings) -> None:
     with (
         FakeOpenAIServer([status(429), status(429)]) as server,
-        pytest.raises(ModelError, match=r"rate limited by .*\(HTTP 429, after 2 attempt"),
+        pytest.raises(ModelError, match=r"overloaded or rate limited \(HTTP 429, after 2 attempt"),
     ):
         server_backend(settings, server, max_retries=1).compare(hpo_request())
     with (
@@ -845,10 +845,12 @@ def test_server_errors_after_retries(settings: Settings) -> None:
     unsupported = "'response_format' of type 'json_schema' is not supported with this model"
     with (
         FakeOpenAIServer([status(400, unsupported)]) as server,
-        pytest.raises(ModelError, match="HTTP 400") as caught,
+        pytest.raises(
+            ModelError, match="does not accept the structured-output method 'json_schema'"
+        ) as caught,
     ):
-        server_backend(settings, server).compare(hpo_request())
-    assert "function_calling or json_mode" in (caught.value.hint or "")
+        server_backend(settings, server, structured_method="json_schema").compare(hpo_request())
+    assert "HTTP 400" in caught.value.message and "STRUCTURED_METHOD=auto" in (caught.value.hint or "")
 
 
 def test_server_timeout_is_bounded(settings: Settings) -> None:

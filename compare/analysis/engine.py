@@ -35,15 +35,26 @@ class Engine:
         if not isinstance(self.embedder, CachedEmbedder):
             self.embedder = CachedEmbedder(self.embedder)
 
-    def backend(self, spec: str | None = None, *, api_key: str | None = None) -> Backend:
+    def backend(
+        self, spec: str | None = None, *, api_key: str | None = None, structured_method: str | None = None
+    ) -> Backend:
         """The backend for `spec`, kept warm; with `api_key`, a fresh one that holds that key only for this
-        call (a key typed into the app is never cached, stored or put in the environment)."""
+        call (a key typed into the app is never cached, stored or put in the environment). A
+        `structured_method` overrides settings.llm.structured_method (the app's choice)."""
         key = spec or self.settings.backend
+        settings = self.effective_settings(structured_method)
         if api_key:
-            return get_backend(key, self.settings, self.embedder, api_key=api_key)
-        if key not in self._backends:
-            self._backends[key] = get_backend(key, self.settings, self.embedder)
-        return self._backends[key]
+            return get_backend(key, settings, self.embedder, api_key=api_key)
+        warm = key if settings is self.settings else f"{key}|{settings.llm.structured_method}"
+        if warm not in self._backends:
+            self._backends[warm] = get_backend(key, settings, self.embedder)
+        return self._backends[warm]
+
+    def effective_settings(self, structured_method: str | None = None) -> Settings:
+        if not structured_method or structured_method == self.settings.llm.structured_method:
+            return self.settings
+        llm = self.settings.llm.model_copy(update={"structured_method": structured_method})
+        return self.settings.model_copy(update={"llm": llm})
 
     def request(
         self,
@@ -94,18 +105,19 @@ class Engine:
         k: int | None = None,
         target: str | None = None,
         api_key: str | None = None,
+        structured_method: str | None = None,
     ) -> Comparison:
         started = time.perf_counter()
         self._forget_vectors()
         request = self.request(question, filters=filters, k=k, target=target)
-        chosen = self.backend(backend, api_key=api_key)
+        chosen = self.backend(backend, api_key=api_key, structured_method=structured_method)
         comparison = chosen.compare(request)
         if not isinstance(chosen, OfflineBackend) and self.settings.judgement.on_llm:
             self._add_measured_judgements(comparison, request)
         checked = enforce_quotes(comparison, request)
         meta = checked.meta
         meta.backend = backend or self.settings.backend
-        meta.settings_hash = self.settings.settings_hash()
+        meta.settings_hash = self.effective_settings(structured_method).settings_hash()
         meta.package_version = __version__
         meta.latency_s = round(time.perf_counter() - started, 3)
         meta.retrieval = request.retrieved.stats.model_dump()
@@ -140,9 +152,10 @@ class Engine:
             self.embedder.clear()
 
     def estimate(self, question: str, *, backend: str | None = None, filters: Filters | None = None,
-                 k: int | None = None, api_key: str | None = None, target: str | None = None) -> Estimate:  # fmt: skip
+                 k: int | None = None, api_key: str | None = None, target: str | None = None,
+                 structured_method: str | None = None) -> Estimate:  # fmt: skip
         request = self.request(question, filters=filters, k=k, target=target)
-        return self.backend(backend, api_key=api_key).estimate(request)
+        return self.backend(backend, api_key=api_key, structured_method=structured_method).estimate(request)
 
     def retrieve(self, question: str, filters: Filters | None = None, k: int | None = None) -> Retrieved:
         return self.request(question, filters=filters, k=k).retrieved

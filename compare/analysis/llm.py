@@ -50,11 +50,15 @@ Estimates: `estimate()` is an upper bound for cost (every answer at max_output_t
 counted with every map answer at that maximum). `prompt_token_comparison()` reports that bound and a typical
 figure, whose reduce prompt is its instructions plus TYPICAL_ANALYSIS_TOKENS per analysed source.
 
+Structured output (compare/analysis/structured.py): under `auto` (the default) each call tries the methods
+the server may accept, moves on when one is refused, and remembers what worked per server and model.
+
 Errors: transport problems (429, 5xx, timeouts, refused connections) are retried by the openai client
-(settings.llm.max_retries, exponential backoff, Retry-After honoured), then become ModelError; a rejected key
-is a ConfigError; an empty, non-JSON or off-schema reply is re-asked settings.llm.output_retries times, then
-LLMOutputError. Sources whose call stays unusable are left out with a warning (the run fails only when every
-call fails); an unusable reduce answer leaves the cross-source sections empty, with a warning.
+(settings.llm.max_retries, exponential backoff, Retry-After honoured), then become ModelError with the cause
+and the fix (compare/analysis/server_errors.py); a rejected key is a ConfigError; an empty, non-JSON or
+off-schema reply is re-asked settings.llm.output_retries times, then LLMOutputError. Sources whose call stays
+unusable are left out with a warning (the run fails only when every call fails); an unusable reduce answer
+leaves the cross-source sections empty, with a warning.
 """
 
 from __future__ import annotations
@@ -62,13 +66,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import warnings
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any, Literal, TypeVar, cast, get_args
+from typing import Any, Literal, TypeVar, cast
 
 import openai
 from langchain_core.language_models import BaseChatModel
@@ -94,9 +99,30 @@ from compare.analysis.prompts import (
     prompt_directories,
 )
 from compare.analysis.quotes import QuoteStats, verify_quote
+from compare.analysis.server_errors import (
+    API_KEY_ENV,
+    LOG_FILE,
+    api_error,
+    refused_everything,
+    retry_delay,
+    retryable,
+    short_reason,
+)
+from compare.analysis.server_errors import server_text as _response_text
+from compare.analysis.structured import (
+    MEMORY_FILE,
+    SETTING_VALUES,
+    Method,
+    MethodMemory,
+    Refusal,
+    capability_refusal,
+    describe,
+    methods_to_try,
+    structured_runnable,
+)
 from compare.chunking import get_encoding, sentence_spans
 from compare.embedding import CachedEmbedder, Embedder
-from compare.errors import CompareError, ConfigError, LLMOutputError, ModelError
+from compare.errors import ConfigError, LLMOutputError
 from compare.retrieval import DocumentEvidence, Retrieved
 from compare.settings import LLMSettings, Settings
 from compare.types import (
@@ -118,11 +144,8 @@ from compare.types import (
     StanceLabel,
 )
 
-StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
-STRUCTURED_METHODS: tuple[str, ...] = get_args(StructuredMethod)
 #: Sent as the API key to openai-compatible servers when OPENAI_API_KEY is unset (local servers need none).
 PLACEHOLDER_API_KEY = "not-needed"
-API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
 #: A stance under this confidence is flagged low_confidence.
 LOW_CONFIDENCE = 0.5
@@ -389,13 +412,13 @@ def resolve_api_key(target: LLMTarget, given: str | None = None) -> str:
     )
 
 
-def _structured_method(value: str) -> StructuredMethod:
-    if value not in STRUCTURED_METHODS:
+def _structured_method(value: str) -> str:
+    if value not in SETTING_VALUES:
         raise ConfigError(
             f"unknown structured-output method {value!r}",
-            hint=f"set NCOMPARE_LLM__STRUCTURED_METHOD to one of {', '.join(STRUCTURED_METHODS)}",
+            hint=f"set NCOMPARE_LLM__STRUCTURED_METHOD to one of {', '.join(SETTING_VALUES)}",
         )
-    return value  # type: ignore[return-value]
+    return value
 
 
 # -- tokens --------------------------------------------------------------------------------------------
@@ -750,6 +773,7 @@ class RunLedger:
     billed_out: int = 0
     calls: int = 0
     cached_calls: int = 0
+    methods: list[str] = field(default_factory=list)  # how each answered call was asked for JSON
 
     def count(self, name: str, by: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + by
@@ -874,6 +898,8 @@ class LLMBackend(Backend):
             embedder if embedder is None or isinstance(embedder, CachedEmbedder) else CachedEmbedder(embedder)
         )
         self._chat = chat_model
+        self.methods = MethodMemory(settings.data_dir / MEMORY_FILE if self.llm.cache else None)
+        self.error_log = settings.data_dir / LOG_FILE
         self._gap_tokens = self.tokens.text(GAP)
 
     @classmethod
@@ -1358,7 +1384,7 @@ class LLMBackend(Backend):
                 base_url=self.target.base_url,
                 temperature=self.llm.temperature,
                 timeout=self.llm.timeout_s,
-                max_retries=self.llm.max_retries,
+                max_retries=0,  # retried in _call, which knows a refused method is not worth retrying
                 max_completion_tokens=self.llm.max_output_tokens,
                 use_responses_api=False,  # chat completions: what every OpenAI-compatible server speaks
             )
@@ -1394,8 +1420,10 @@ class LLMBackend(Backend):
         if cached is not None:
             ledger.record(cached[1], cached[2], cached=True)
             return cached[0]
-        answer, tokens_in, tokens_out = self._invoke(plan, schema)
+        answer, tokens_in, tokens_out, method = self._invoke(plan, schema)
         ledger.record(tokens_in, tokens_out, cached=False)
+        if method not in ledger.methods:
+            ledger.methods.append(method)
         if self.cache is not None:
             self.cache.put(
                 self._cache_key(plan, schema),
@@ -1410,30 +1438,40 @@ class LLMBackend(Backend):
             )
         return answer
 
-    def _invoke(self, plan: CallPlan, schema: type[Answer]) -> tuple[Answer, int, int]:
-        runnable = self._chat_model().with_structured_output(schema, method=self.method, include_raw=True)
+    def _invoke(self, plan: CallPlan, schema: type[Answer]) -> tuple[Answer, int, int, Method]:
+        """One call, by the configured structured-output method or, under `auto`, by the first the server
+        accepts (the remembered one first); what worked is remembered for this server and model."""
+        remembered = self.methods.get(self.target.base_url, self.target.model)
+        refused: list[Refusal] = []
+        for method in methods_to_try(self.method, remembered):
+            probing = self.method == "auto" and method != remembered
+            try:
+                answer = self._invoke_with(method, plan, schema, probing=probing)
+            except Refusal as refusal:
+                refused.append(refusal)
+                continue
+            if self.method == "auto" and method != remembered:
+                self.methods.remember(self.target.base_url, self.target.model, method, refused)
+            return (*answer, method)
+        raise refused_everything(self.target, "; ".join(map(str, refused)), self.method)
+
+    def _invoke_with(
+        self, method: Method, plan: CallPlan, schema: type[Answer], *, probing: bool
+    ) -> tuple[Answer, int, int]:
+        """The answer by one method, re-asked after an unusable reply. Raises Refusal when the server refuses
+        the method (any setting), or when a method being tried under `auto` gives nothing usable."""
         messages: list[BaseMessage] = [
             SystemMessage(content) if role == "system" else HumanMessage(content)
             for role, content in plan.messages
         ]
         tokens_in = tokens_out = 0
         problem = ""
-        attempts = 1 + self.llm.output_retries
+        attempts = 1 if probing and method != "prompt" else 1 + self.llm.output_retries
         for _ in range(attempts):
             try:
-                with (
-                    warnings.catch_warnings()
-                ):  # LangChain's advice on methods: our errors carry it as a hint
-                    warnings.filterwarnings("ignore", category=UserWarning, module="langchain_openai")
-                    result = cast(dict[str, Any], runnable.invoke(messages))
+                result = self._call(method, schema, messages)
             except ValidationError as error:  # json_schema: the openai client validates the reply itself
                 problem = f"the reply does not match the {schema.__name__} schema ({_first_error(error)})"
-            except openai.OpenAIError as error:
-                raise api_error(error, self.target, self.llm) from error
-            except (AttributeError, TypeError, ValueError) as error:  # a reply that is not an API response
-                if not raised_in_llm_client(error.__traceback__):
-                    raise
-                raise foreign_reply(error, self.target.where) from error
             else:
                 raw = result.get("raw")
                 usage = getattr(raw, "usage_metadata", None) or {}
@@ -1443,12 +1481,44 @@ class LLMBackend(Backend):
                     return result["parsed"], tokens_in, tokens_out
                 problem = output_problem(raw, result.get("parsing_error"), schema)
             messages = [*messages, HumanMessage(_REASK.format(problem=problem[:400]))]
+        if probing and method != "prompt":
+            raise Refusal(method, f"no usable answer ({problem[:200]})")
         raise LLMOutputError(
             f"{self.target.spec} gave no usable {plan.part} answer for {plan.label!r} "
-            f"after {attempts} attempt(s): {problem}",
-            hint="try another NCOMPARE_LLM__STRUCTURED_METHOD (json_schema, function_calling, json_mode), "
-            "raise NCOMPARE_LLM__OUTPUT_RETRIES, or use a stronger model",
+            f"after {attempts} attempt(s) with {describe(method)}: {problem}",
+            hint="the model did not write the asked JSON: raise NCOMPARE_LLM__OUTPUT_RETRIES, use a stronger "
+            "model, or set NCOMPARE_LLM__STRUCTURED_METHOD=auto to let the tool pick how to ask",
         )
+
+    def _call(self, method: Method, schema: type[Answer], messages: list[BaseMessage]) -> dict[str, Any]:
+        """One request, retried here (not in the openai client) so that a refusal of the method is never
+        retried: it becomes Refusal; other failures are retried with backoff, then a message for people."""
+        runnable = structured_runnable(self._chat_model(), schema, method)
+        for attempt in range(self.llm.max_retries + 1):
+            try:
+                with (
+                    warnings.catch_warnings()
+                ):  # LangChain's advice on methods: our errors carry it as a hint
+                    warnings.filterwarnings("ignore", category=UserWarning, module="langchain_openai")
+                    return cast(dict[str, Any], runnable.invoke(messages))
+            except openai.APIStatusError as error:
+                text = _response_text(error)
+                if capability_refusal(error.status_code, text):
+                    raise Refusal(method, f"HTTP {error.status_code}: {short_reason(text, 120)}") from error
+                if not retryable(error) or attempt == self.llm.max_retries:
+                    raise api_error(error, self.target, self.llm, self.error_log) from error
+                time.sleep(retry_delay(error, attempt))
+            except (openai.APITimeoutError, openai.APIConnectionError) as error:
+                if attempt == self.llm.max_retries:
+                    raise api_error(error, self.target, self.llm, self.error_log) from error
+                time.sleep(retry_delay(None, attempt))
+            except openai.OpenAIError as error:
+                raise api_error(error, self.target, self.llm, self.error_log) from error
+            except (AttributeError, TypeError, ValueError) as error:  # a reply that is not an API response
+                if isinstance(error, ValidationError) or not raised_in_llm_client(error.__traceback__):
+                    raise
+                raise foreign_reply(error, self.target.where) from error
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     # -- meta ------------------------------------------------------------------------------------------
 
@@ -1460,6 +1530,7 @@ class LLMBackend(Backend):
             backend=self.target.spec,
             model=self.model,
             prompt=self.prompt.id,
+            structured_output=_structured_note(self.method, ledger.methods),
             settings_hash=self.settings.settings_hash(),
             package_version=__version__,
             tokens_in=ledger.tokens_in,
@@ -1498,6 +1569,13 @@ _REASK = (
     "Your previous reply could not be used: {problem}. Reply again with only the JSON object in the shape "
     "asked for, and nothing else."
 )
+
+
+def _structured_note(setting: str, used: Sequence[str]) -> str:
+    """How the model was asked for JSON, e.g. 'auto: json_object_schema' (nothing asked: the setting)."""
+    if not used:
+        return f"{setting} (all answers from the cache)" if setting == "auto" else setting
+    return f"auto: {', '.join(used)}" if setting == "auto" else ", ".join(used)
 
 
 def _sources_label(sources: Sequence[str]) -> str:
@@ -1555,64 +1633,6 @@ def output_problem(raw: Any, parsing_error: Any, schema: type[BaseModel]) -> str
     if parsing_error is not None:
         return f"the reply is not valid JSON of the {schema.__name__} schema ({str(parsing_error)[:160]})"
     return f"the reply is not a {schema.__name__} object"
-
-
-def api_error(error: openai.OpenAIError, target: LLMTarget, llm: LLMSettings) -> CompareError:
-    """An openai client error as a message for people: what happened, where, and what to do."""
-    tries = f"after {llm.max_retries + 1} attempt(s)"
-    if isinstance(error, openai.APITimeoutError):
-        return ModelError(
-            f"{target.spec}: no answer from {target.where} within {llm.timeout_s:g} s ({tries})",
-            hint="raise NCOMPARE_LLM__TIMEOUT_S, or check that the server is not overloaded",
-        )
-    if isinstance(error, openai.APIConnectionError):
-        return ModelError(
-            f"{target.spec}: cannot reach {target.where} ({tries}): {error}",
-            hint="is the server running? check the URL in the backend spec, OPENAI_BASE_URL or "
-            "NCOMPARE_OPENAI_BASE_URL",
-        )
-    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
-        return ConfigError(
-            f"{target.where} refused the API key (HTTP {error.status_code}): {error.message}",
-            hint=f"check {API_KEY_ENV} (a key for this server, with access to {target.model!r})",
-        )
-    if isinstance(error, openai.NotFoundError):
-        return ModelError(
-            f"{target.where} does not know model {target.model!r}, or the URL is wrong (HTTP 404)",
-            hint="check the model name (e.g. `ollama list`) and that the base URL ends in /v1",
-        )
-    if isinstance(error, openai.RateLimitError):
-        return ModelError(
-            f"{target.spec}: rate limited by {target.where} (HTTP 429, {tries})",
-            hint="wait and retry, raise NCOMPARE_LLM__MAX_RETRIES, or check the account's quota",
-        )
-    if isinstance(error, openai.BadRequestError):
-        return ModelError(
-            f"{target.where} rejected the request (HTTP 400): {error.message}", hint=_bad_request_hint(error)
-        )
-    if isinstance(error, openai.APIStatusError):
-        return ModelError(
-            f"{target.where} answered HTTP {error.status_code} ({tries}): {error.message}",
-            hint="the server failed; retry later or check its logs",
-        )
-    if isinstance(error, openai.LengthFinishReasonError):
-        return LLMOutputError(
-            f"{target.spec}: the answer was cut off at {llm.max_output_tokens} tokens",
-            hint="raise NCOMPARE_LLM__MAX_OUTPUT_TOKENS",
-        )
-    return ModelError(f"{target.spec}: {type(error).__name__}: {error}", hint="see the message above")
-
-
-def _bad_request_hint(error: openai.BadRequestError) -> str:
-    text = str(error).lower()
-    if "response_format" in text or "json_schema" in text or "tool" in text:
-        return (
-            "the server may not support this structured-output method: set NCOMPARE_LLM__STRUCTURED_METHOD "
-            "to function_calling or json_mode"
-        )
-    if "context" in text or "too long" in text or "maximum" in text:
-        return "lower NCOMPARE_LLM__CONTEXT_TOKENS to the model's real context size"
-    return "check the model name and settings (`ncompare config`)"
 
 
 # -- cross-source answer -> domain types ---------------------------------------------------------------

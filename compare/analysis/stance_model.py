@@ -30,7 +30,6 @@ from compare.errors import ModelError
 Label = Literal["agree", "disagree", "discuss", "unrelated"]
 LABELS: tuple[Label, ...] = ("agree", "disagree", "discuss", "unrelated")
 BUILD_HINT = "run `make stance-model` to rebuild compare/resources/stance/"
-_BATCH = 16
 _DISPUTE_CUES = CUE_WORDS["refute"] | CUE_WORDS["negation"]
 
 
@@ -106,12 +105,13 @@ class StanceModel:
         out = np.zeros((len(pairs), len(LABELS)), dtype=np.float32)
         if not pairs:
             return out
-        encodings = self.tokenizer.encode_batch([(c, p) for c, p in pairs])
-        order = sorted(range(len(pairs)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), _BATCH):
-            rows = order[start : start + _BATCH]
-            logits = self.session.run(["logits"], pad_encodings([encodings[i] for i in rows]))[0]
-            out[rows] = _softmax(logits / self.config.temperature)
+        # One pair per run, never a batch: the int8 graph quantizes activations with one scale per tensor, so
+        # a padded batch lets the other pairs in it move a pair's probabilities (0.39 vs 0.53 "agree" seen for
+        # one pair) and a judgement would depend on what else the question retrieved. Batching was no faster
+        # on 2 cores (bench/stance.py: 55 pairs/s either way).
+        for row, encoding in enumerate(self.tokenizer.encode_batch([(c, p) for c, p in pairs])):
+            logits = self.session.run(["logits"], pad_encodings([encoding]))[0]
+            out[row] = _softmax(logits / self.config.temperature)[0]
         return out
 
     def judge_many(self, items: Sequence[tuple[str, str, Sequence[tuple[int, int]] | None]]) -> list[Judged]:

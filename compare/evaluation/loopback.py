@@ -12,7 +12,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-#: (status, JSON payload, extra headers) for one request: what a `respond` function returns.
+#: (status, JSON payload, extra headers) for one request: what a `respond` function returns. A `bytes`
+#: payload is sent as it is (a recorded reply; its content-type among the headers, else text/plain).
 Response = tuple[int, Any, dict[str, str]]
 #: respond(path, headers, raw body) -> Response, or None to send nothing (e.g. the server is closing).
 Respond = Callable[[str, dict[str, str], bytes], "Response | None"]
@@ -63,10 +64,11 @@ def _handler(respond: Respond) -> type[BaseHTTPRequestHandler]:
                 self._send(*response)
 
         def _send(self, code: int, payload: Any, headers: dict[str, str]) -> None:
-            data = json.dumps(payload).encode()
+            raw = isinstance(payload, bytes)
+            data = payload if raw else json.dumps(payload).encode()
+            headers = {"content-type": "text/plain" if raw else "application/json", **headers}
             try:
                 self.send_response(code)
-                self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))
                 for key, value in headers.items():
                     self.send_header(key, value)

@@ -83,10 +83,13 @@ def loose_key(model: str, schema: str | None, messages: Iterable[Any]) -> str | 
 
 
 def schema_name(body: dict[str, Any]) -> str | None:
-    """The answer schema a request asks for: json_schema's name, or the first tool's."""
+    """The answer schema a request asks for: json_schema's name, a json_object schema's title (as
+    llama-cpp-python takes it), or the first tool's."""
     response_format = body.get("response_format") or {}
     if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
         return str((response_format.get("json_schema") or {}).get("name") or "") or None
+    if isinstance(response_format, dict) and isinstance(response_format.get("schema"), dict):
+        return str(response_format["schema"].get("title") or "") or None
     tools = body.get("tools") or []
     if tools:
         return str(tools[0].get("function", {}).get("name") or "") or None
