@@ -23,7 +23,7 @@ from streamlit.testing.v1 import AppTest
 from compare.history import History
 from compare.ingest.readers import ReadOptions
 from tests.conftest import FIXTURES, REPO
-from tests.fakes import FakeOpenAIServer, reply, status
+from tests.fakes import FakeOpenAIServer, Recorded, reply, requested_method, status
 
 QUESTION = "How did the US position on Ukraine change?"
 DEMO_SOURCES = ["department_of_defense", "politico-via-ua-press", "wapo-via-ua-press", "whitehouse"]
@@ -231,6 +231,35 @@ def test_server_errors_are_clear_and_the_key_stays_secret(
     assert not at.exception, at.exception
     assert "HTTP 500" in texts(at.error) and "comparison" not in at.session_state
     assert SECRET not in _all_text(at) and "redacted" in texts(at.error)  # even when the server echoes it
+
+
+@needs_llm
+def test_the_structured_output_method_is_chosen_in_the_app(services: Any) -> None:
+    """A server that refuses json_schema (llama-cpp-python's 500 with a traceback): chosen explicitly, a short
+    message without the traceback; on auto, the app finds json_object with the schema and answers."""
+    services.ingest([str(FIXTURES / "corpus" / "basil_triplet.jsonl")], ReadOptions())
+    replies = json.loads((FIXTURES / "llm" / "sestak_replies.json").read_text(encoding="utf-8"))
+    crash = Recorded(500, 'Traceback (most recent call last):\n  File "/srv/llama_cpp/server/app.py", line 9\n'
+                     "ValueError: response_format json_schema: Input should be 'text' or 'json_object'\n",
+                     "text/plain")  # fmt: skip
+    with FakeOpenAIServer([reply(replies["single"])], refusals={"json_schema": crash}) as server:
+        at = _use_compatible(start(), server.base_url)
+        at.selectbox(key="b_method").set_value("json_schema").run()
+        ask(at, "Did the White House act improperly in the Sestak job offer?")
+        at.button(key="confirm_run").click().run()
+        shown = (texts(at.error) + texts(at.caption)).replace("\\", "")
+        assert "does not accept the structured-output method 'json_schema'" in shown, shown
+        assert "Traceback" not in shown and "/srv/" not in shown and "retry later" not in shown
+        at.selectbox(key="b_method").set_value("auto").run()
+        ask(at, "Did the White House act improperly in the Sestak job offer?")
+        at.button(key="confirm_run").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    assert [requested_method(r.body) for r in server.requests] == [
+        "json_schema",
+        "json_schema",
+        "json_object_schema",
+    ]
+    assert at.session_state["comparison"].meta.structured_output == "auto: json_object_schema"
 
 
 def test_downloads_carry_the_current_comparison(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -49,8 +49,12 @@ def short_reason(text: str, limit: int = 160) -> str:
     """One line of a server's reply fit to show: the message inside a JSON error, no traceback, no paths."""
     found = re.search(r'"(?:message|detail|msg|error)"\s*:\s*"((?:[^"\\]|\\.)*)"', text)
     line = found.group(1) if found else text
-    line = line.split("Traceback (most recent call last)")[0]
-    line = next((part.strip() for part in re.split(r"\\n|\n", line) if part.strip()), "no message")
+    before, crashed, trace = line.partition("Traceback (most recent call last)")
+    lines = [part.strip() for part in re.split(r"\\n|\n", before) if part.strip()]
+    if crashed:  # a traceback's last line is the exception raised, the only line worth showing
+        tail = [part.strip() for part in re.split(r"\\n|\n", trace) if part.strip()]
+        lines = [*lines, *tail[-1:]] if tail and not tail[-1].startswith(("File ", "^")) else lines
+    line = lines[0] if lines and not crashed else (lines[-1] if lines else "no message")
     line = _PATH.sub("…", line).replace("\\'", "'").replace('\\"', '"')
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
@@ -169,7 +173,7 @@ def refused_everything(target: Target, refusals: str, setting: str) -> ModelErro
         return ModelError(
             f"{target.where} does not accept the structured-output method {setting!r} ({refusals})",
             hint="set NCOMPARE_LLM__STRUCTURED_METHOD=auto (the default) to let the tool find one the server "
-            "accepts, or choose it under Model settings in the app",
+            "accepts, or choose it in the app (Backend › Structured output)",
         )
     return ModelError(
         f"{target.where} accepted none of the ways to ask {target.model!r} for JSON ({refusals})",
