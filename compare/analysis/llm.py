@@ -103,7 +103,7 @@ from compare.analysis.server_errors import (
     API_KEY_ENV,
     LOG_FILE,
     api_error,
-    refused_everything,
+    refused_method,
     retry_delay,
     retryable,
     short_reason,
@@ -1453,7 +1453,7 @@ class LLMBackend(Backend):
             if self.method == "auto" and method != remembered:
                 self.methods.remember(self.target.base_url, self.target.model, method, refused)
             return (*answer, method)
-        raise refused_everything(self.target, "; ".join(map(str, refused)), self.method)
+        raise refused_method(self.target, "; ".join(map(str, refused)), self.method)
 
     def _invoke_with(
         self, method: Method, plan: CallPlan, schema: type[Answer], *, probing: bool
@@ -1486,8 +1486,13 @@ class LLMBackend(Backend):
         raise LLMOutputError(
             f"{self.target.spec} gave no usable {plan.part} answer for {plan.label!r} "
             f"after {attempts} attempt(s) with {describe(method)}: {problem}",
-            hint="the model did not write the asked JSON: raise NCOMPARE_LLM__OUTPUT_RETRIES, use a stronger "
-            "model, or set NCOMPARE_LLM__STRUCTURED_METHOD=auto to let the tool pick how to ask",
+            hint="the model did not write the asked JSON: use a stronger model or raise "
+            "NCOMPARE_LLM__OUTPUT_RETRIES"
+            + (
+                ""
+                if self.method == "auto"
+                else "; NCOMPARE_LLM__STRUCTURED_METHOD=auto lets the tool pick how to ask"
+            ),
         )
 
     def _call(self, method: Method, schema: type[Answer], messages: list[BaseMessage]) -> dict[str, Any]:
@@ -1503,7 +1508,9 @@ class LLMBackend(Backend):
                     return cast(dict[str, Any], runnable.invoke(messages))
             except openai.APIStatusError as error:
                 text = _response_text(error)
-                if capability_refusal(error.status_code, text):
+                if method != "prompt" and capability_refusal(
+                    error.status_code, text
+                ):  # prompt asks nothing special
                     raise Refusal(method, f"HTTP {error.status_code}: {short_reason(text, 120)}") from error
                 if not retryable(error) or attempt == self.llm.max_retries:
                     raise api_error(error, self.target, self.llm, self.error_log) from error

@@ -167,16 +167,11 @@ def _status_error(
     )
 
 
-def refused_everything(target: Target, refusals: str, setting: str) -> ModelError:
-    """Every structured-output method tried was refused: retrying cannot help, only another server/model."""
-    if setting != "auto":
-        return ModelError(
-            f"{target.where} does not accept the structured-output method {setting!r} ({refusals})",
-            hint="set NCOMPARE_LLM__STRUCTURED_METHOD=auto (the default) to let the tool find one the server "
-            "accepts, or choose it in the app (Backend › Structured output)",
-        )
+def refused_method(target: Target, refusal: str, setting: str) -> ModelError:
+    """The structured-output method set explicitly was refused: retrying cannot help, `auto` can. (Under
+    `auto` the last method asks for JSON in words, which no server refuses as a method.)"""
     return ModelError(
-        f"{target.where} accepted none of the ways to ask {target.model!r} for JSON ({refusals})",
-        hint="use a model or server with JSON output (llama.cpp, llama-cpp-python, Ollama, vLLM and OpenAI all "
-        "have one), or the offline backend",
+        f"{target.where} does not accept the structured-output method {setting!r} ({refusal})",
+        hint="set NCOMPARE_LLM__STRUCTURED_METHOD=auto (the default) to let the tool find one the server "
+        "accepts, or choose it in the app (Backend › Structured output)",
     )
