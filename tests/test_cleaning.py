@@ -242,6 +242,45 @@ def test_real_corpus_texts_survive_cleaning_unchanged() -> None:
 
     for record in records:
         result = clean_text(record["text"])
-        # White House releases end with a "###" line: the only furniture in these texts.
+        # White House releases end with a "###" line: the only furniture in these texts. Sentences a crawler
+        # glued together ("readout:Secretary") are parted: only whitespace may differ.
         assert result.removed in ([], ["###"])
-        assert result.text == record["text"].removesuffix("\n\n###")
+        expected = record["text"].removesuffix("\n\n###")
+        assert "".join(result.text.split()) == "".join(expected.split())
+
+
+DOD_TAILS = (
+    "Through PDA and USAI, DoD continues to work with Ukraine to meet its security assistance needs.To meet "
+    "Ukraine's evolving battlefield requirements, the United States will continue to work with its allies.",
+    "Secretary Austin spoke with Minister Reznikov today.Both committed to close coordination at NATO HQ.",
+)
+DOD_FOOTER = (
+    "Choose which Defense.gov products you want delivered to your inbox.The Department of Defense provides the "
+    "military forces needed to deter war and ensure our nation's security."
+)
+
+
+def test_paragraphs_a_crawler_ran_together_are_parted_and_their_footer_dropped() -> None:
+    """Defense.gov releases (us_gov_ukraine) arrive as one line: sentences glued ("needs.To meet") and a site
+    footer glued to the last one. Parted again, the footer repeats across the source and is dropped."""
+    texts = [f"{body}{DOD_FOOTER}" for body in DOD_TAILS]
+    repeated = RepeatedLines()
+    for text in texts:
+        repeated.observe("department_of_defense", text)
+    cleaned = [clean_text(text, repeated=repeated.furniture_for("department_of_defense")) for text in texts]
+
+    assert "Choose which" not in cleaned[0].text + cleaned[1].text and "deter war" not in cleaned[1].text
+    assert cleaned[0].text.split("\n\n") == [
+        "Through PDA and USAI, DoD continues to work with Ukraine to meet its security assistance needs.",
+        "To meet Ukraine's evolving battlefield requirements, the United States will continue to work with its "
+        "allies.",
+    ]
+    assert cleaned[1].text.endswith("close coordination at NATO HQ.")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["the U.S.Army said", "at 5 p.m.The", "Dr.Smith spoke", "see defense.gov/News now", "at 17:30 – Press"],
+)
+def test_initials_titles_urls_and_times_are_not_parted(text: str) -> None:
+    assert clean_text(text).text == text

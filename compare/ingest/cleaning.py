@@ -86,6 +86,13 @@ _FURNITURE = (
 FURNITURE_PATTERNS = tuple(re.compile(pattern, re.IGNORECASE) for pattern in _FURNITURE)
 
 _SPACES = re.compile(r"[ \t\f\v]+")
+# A sentence end glued to the next sentence's first word: a word of two or more letters or digits, . ! ? (and
+# a closing quote or bracket), then a capitalised word; or "readout:Secretary". Initials ("U.S.Army", "p.m.")
+# have one letter before the dot and titles ("Dr.Smith") are listed, so both are left alone.
+_RUN_TOGETHER = re.compile(r"\b(\w{2,})([.!?][”’\"')\]]?|(?<=[a-z]{3}):)(?=[A-Z][a-z])")
+_TITLES = frozenset(
+    {"dr", "mr", "mrs", "ms", "st", "jr", "sr", "gen", "col", "lt", "sgt", "no", "vs", "prof", "rep"}
+)
 _FIXED_SPACES = str.maketrans({"\u00a0": " ", "\u2007": " ", "\u202f": " "})
 _INVISIBLE = str.maketrans({"\u200b": None, "\u2060": None, "\ufeff": None, "\u00ad": None})
 
@@ -110,10 +117,17 @@ def clean_text(text: str, *, repeated: frozenset[str] = frozenset()) -> CleanRes
 
 
 def paragraphs(text: str) -> list[str]:
-    """Normalised non-blank lines: each is one paragraph."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_FIXED_SPACES).translate(_INVISIBLE)
+    """Normalised non-blank lines: each is one paragraph. Paragraphs a crawler ran together ("needs.To meet")
+    are parted again first, so furniture stands on a line of its own and sentences end with a break."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("_x000D_", "\n")
+    text = _RUN_TOGETHER.sub(_part, text.translate(_FIXED_SPACES).translate(_INVISIBLE))
     lines = (normalise_line(line) for line in text.split("\n"))
     return [line for line in lines if line]
+
+
+def _part(match: re.Match[str]) -> str:
+    word, end = match.group(1), match.group(2)
+    return match.group(0) if word.lower() in _TITLES else f"{word}{end}\n"
 
 
 def normalise_line(line: str) -> str:
