@@ -184,6 +184,12 @@ class JudgementSettings(BaseModel):
         description="With an LLM backend, take positions, agreements, differences, omissions and shifts from "
         "the measured judgement layer (the model writes summaries and per-source claims).",
     )
+    gate_llm_labels: bool = Field(
+        default=True,
+        description="With an LLM backend, read every label the model gave that is shown (positions, "
+        "agreements, differences, shifts, per-source claims) again with the local claim-stance model on its "
+        "own verified quotes: a contested label says so and its confidence drops; meta.labels counts them.",
+    )
     duplicate_claim_similarity: float = Field(
         default=0.8,
         gt=0,

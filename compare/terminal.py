@@ -72,7 +72,12 @@ def quote_line(quote: QuoteView, *, width: int = 240) -> str:
 def judgement_markup(judgement: Judgement) -> str:
     colour = STATE_COLOURS.get(judgement.state, "white")
     detail = f" [dim]({safe_markup(judgement.detail)})[/]" if judgement.detail else ""
-    return f"[{colour}]{safe_markup(judgement.text)}[/]{detail}"
+    return f"[{colour}]{safe_markup(judgement.text)}[/]{detail}{check_markup(judgement.check_text)}"
+
+
+def check_markup(text: str) -> str:
+    """A contested label's note on its own line ("" when none)."""
+    return f"\n[yellow]{safe_markup(text)}[/]" if text else ""
 
 
 def omission_markup(cell: OmissionCell) -> str:
@@ -155,7 +160,8 @@ def _print_shifts(console: Console, view: ComparisonView) -> None:
     for shift in view.shifts:
         meta = " · ".join(x for x in (shift.kind_text, shift.confidence_text) if x)
         table.add_row(
-            f"[bold]{safe_markup(shift.name)}[/] {safe_markup(shift.sentence)}\n[dim]{safe_markup(meta)}[/]",
+            f"[bold]{safe_markup(shift.name)}[/] {safe_markup(shift.sentence)}\n[dim]{safe_markup(meta)}[/]"
+            + check_markup(shift.check_text),
             *(
                 f"[dim]{safe_markup(end.words)}[/] {quote_line(end.quote, width=200)}"
                 for end in (shift.before, shift.after)
@@ -174,7 +180,7 @@ def _print_agreements(console: Console, view: ComparisonView) -> None:
             f"\n[dim]{safe_markup(agreement.confidence_text)}[/]" if agreement.confidence_text else ""
         )
         table.add_row(
-            safe_markup(_short(agreement.claim)) + confidence,
+            safe_markup(_short(agreement.claim)) + confidence + check_markup(agreement.check_text),
             safe_markup(agreement.sources_text),
             "\n".join(
                 f"[bold]{safe_markup(q.source_name)}[/]: {quote_line(q, width=140)}" for q in agreement.quotes
@@ -193,7 +199,8 @@ def _print_differences(console: Console, view: ComparisonView) -> None:
         for side in difference.sides:
             colour = STATE_COLOURS.get(side.state, "white")
             quote = f" {quote_line(side.quotes[0], width=140)}" if side.quotes else ""
-            lines.append(f"[bold]{safe_markup(side.name)}[/]: [{colour}]{safe_markup(side.words)}[/]{quote}")
+            words = f"[{colour}]{safe_markup(side.words)}[/]"
+            lines.append(f"[bold]{safe_markup(side.name)}[/]: {words}{quote}{check_markup(side.check_text)}")
         table.add_row(
             f"{safe_markup(_short(difference.claim))}\n[dim]{safe_markup(meta)}[/]", "\n".join(lines)
         )
@@ -218,6 +225,8 @@ def _matrix(columns: Sequence[SourceColumn], *, show_lines: bool = False) -> Tab
 def _print_footer(console: Console, view: ComparisonView) -> None:
     footer = view.footer
     console.print(f"\n[dim]{safe_markup(footer.meta_line)} · {safe_markup(footer.quotes_line)}[/]")
+    if footer.labels_line:
+        console.print(f"[dim]{safe_markup(footer.labels_line)}[/]")
     if footer.filters_line:
         console.print(f"[dim]filters: {safe_markup(footer.filters_line)}[/]")
     if footer.missing_sources:

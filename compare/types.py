@@ -145,6 +145,44 @@ POSITION_OF_STANCE: dict[str, PositionLabel] = {
     "discuss": "reports",
     "unrelated": "not_addressed",
 }
+#: What a quote reads as, in words: the judgement gate's notes and every renderer say it alike.
+READS_AS: dict[str, str] = {
+    "backs": "backing",
+    "disputes": "disputing",
+    "reports": "reporting",
+    "not_addressed": "not addressing it",
+}
+
+
+#: What the judgement gate made of a label a model gave: the local claim-stance model read its quotes the same
+#: way (confirmed), read them otherwise with confidence (contested), or could not tell (unchecked).
+CheckStatus = Literal["confirmed", "contested", "unchecked"]
+
+
+class LabelCheck(BaseModel):
+    """A model-given label read again by the local claim-stance model on the label's own verified quotes
+    (compare/analysis/judgement_gate.py)."""
+
+    status: CheckStatus
+    label: PositionLabel | None = Field(
+        default=None,
+        description="The label as the model gave it, as a position; None for a per-source claim (the source "
+        "states it: backing or reporting both fit).",
+    )
+    reading: PositionLabel | None = Field(
+        default=None, description="What the quote reads as to the local model; None when nothing was read."
+    )
+    confidence: float | None = Field(
+        default=None, ge=0, le=1, description="The local model's probability of `reading`."
+    )
+    part: str | None = Field(
+        default=None,
+        description="Which quote decided it: a source key (agreement) or 'before'/'after' (shift); None when "
+        "the label has one side.",
+    )
+    note: str = Field(
+        default="", description="In words, e.g. 'model: disputes; its quote reads as reporting'."
+    )
 
 
 class Stance(BaseModel):
@@ -175,6 +213,9 @@ class Claim(BaseModel):
     id: str
     text: str = Field(description="The claim in words (a representative sentence or a model's paraphrase).")
     quotes: list[Quote] = Field(default_factory=list)
+    check: LabelCheck | None = Field(
+        default=None, description="The judgement gate's reading of this model-given label; None: not checked."
+    )
 
 
 class DatedPosition(BaseModel):
@@ -205,6 +246,9 @@ class SourcePosition(BaseModel):
     )
     by_date: list[DatedPosition] = Field(
         default_factory=list, description="The position in each dated document read, oldest first."
+    )
+    check: LabelCheck | None = Field(
+        default=None, description="The judgement gate's reading of this model-given label; None: not checked."
     )
 
 
@@ -269,6 +313,9 @@ class Shift(BaseModel):
         "a document states that a position changed ('reversed', 'a shift from X to Y').",
     )
     claim_id: str | None = Field(default=None, description="The claim the position moved on, if one.")
+    check: LabelCheck | None = Field(
+        default=None, description="The judgement gate's reading of this model-given label; None: not checked."
+    )
 
 
 class Agreement(BaseModel):
@@ -279,6 +326,9 @@ class Agreement(BaseModel):
     quotes: list[Quote]
     claim_id: str | None = None
     confidence: float = Field(default=0.0, ge=0, le=1)
+    check: LabelCheck | None = Field(
+        default=None, description="The judgement gate's reading of this model-given label; None: not checked."
+    )
 
 
 class Position(BaseModel):
@@ -286,6 +336,9 @@ class Position(BaseModel):
     position: PositionLabel | ClaimStanceLabel | StanceLabel
     quotes: list[Quote] = Field(default_factory=list)
     confidence: float = Field(default=0.0, ge=0, le=1)
+    check: LabelCheck | None = Field(
+        default=None, description="The judgement gate's reading of this model-given label; None: not checked."
+    )
 
 
 class Difference(BaseModel):
@@ -328,6 +381,14 @@ class ComparisonMeta(BaseModel):
     cached_calls: int = Field(default=0, description="LLM calls answered from the response cache (cost 0).")
     retrieval: dict[str, object] = Field(default_factory=dict)
     quotes: dict[str, int] = Field(default_factory=dict, description="Quote gate counts, incl. unverified.")
+    labels: dict[str, int] = Field(
+        default_factory=dict,
+        description="Judgement gate counts: labels a model gave, read again by the local stance model "
+        "(checked: read on a quote; confirmed, contested; unchecked: not sure or no quote to read).",
+    )
+    label_checker: str | None = Field(
+        default=None, description="The local model that read the model-given labels (judgement gate)."
+    )
     warnings: list[str] = Field(default_factory=list)
     created_at: str = ""
 

@@ -78,7 +78,8 @@ def _header(view: ComparisonView) -> None:
     cols[1].metric("Verified quotes", view.verified_quotes)
     cols[2].metric("Shifts", len(view.shifts))
     cols[3].metric("Opposed differences", sum(1 for d in view.differences if d.strong))
-    st.caption(escape_markdown(f"{footer.meta_line} · {footer.quotes_line}"))
+    labels = f" · {footer.labels_line}" if footer.labels_line else ""
+    st.caption(escape_markdown(f"{footer.meta_line} · {footer.quotes_line}{labels}"))
 
 
 def _downloads(comparison: Comparison, documents: Mapping[str, Document]) -> None:

@@ -9,6 +9,7 @@ from functools import partial
 
 from compare import __version__
 from compare.analysis.base import AnalysisRequest, Backend, Estimate, get_backend, question_target
+from compare.analysis.judgement_gate import gate_labels
 from compare.analysis.offline import OfflineBackend
 from compare.analysis.quotes import verify_quote
 from compare.analysis.stance_model import Judged, StanceModel, shared_model
@@ -111,10 +112,7 @@ class Engine:
         self._forget_vectors()
         request = self.request(question, filters=filters, k=k, target=target)
         chosen = self.backend(backend, api_key=api_key, structured_method=structured_method)
-        comparison = chosen.compare(request)
-        if not isinstance(chosen, OfflineBackend) and self.settings.judgement.on_llm:
-            self._add_measured_judgements(comparison, request)
-        checked = enforce_quotes(comparison, request)
+        checked = self._checked(chosen, chosen.compare(request), request)
         meta = checked.meta
         meta.backend = backend or self.settings.backend
         meta.settings_hash = self.effective_settings(structured_method).settings_hash()
@@ -127,14 +125,28 @@ class Engine:
         # answer, and a backend URL may carry credentials (compare/redact.py).
         return Comparison.model_validate(redact_data(checked.model_dump()))
 
-    def _add_measured_judgements(self, comparison: Comparison, request: AnalysisRequest) -> None:
+    def _checked(self, chosen: Backend, comparison: Comparison, request: AnalysisRequest) -> Comparison:
+        """The quote gate, for every backend. Around it, for an LLM: the measured judgement layer (unless
+        `judgement.on_llm` is off), then the judgement gate on the model's own labels still shown (all of
+        them when the judgement layer did not replace its cross-source ones)."""
+        llm = not isinstance(chosen, OfflineBackend)
+        measured = (
+            llm and self.settings.judgement.on_llm and self._add_measured_judgements(comparison, request)
+        )
+        checked = enforce_quotes(comparison, request)
+        if llm and self.settings.judgement.gate_llm_labels:
+            gate_labels(checked, request.documents, self.claim_model(), cross_source=not measured)
+        return checked
+
+    def _add_measured_judgements(self, comparison: Comparison, request: AnalysisRequest) -> bool:
         """An LLM writes summaries and per-source claims; the labels shown across sources (positions,
-        agreements, differences, omissions, shifts) come from the measured judgement layer, as offline."""
+        agreements, differences, omissions, shifts) come from the measured judgement layer, as offline.
+        False when there was nothing to judge and the LLM's own labels stay."""
         judge = self.backend("offline")
         assert isinstance(judge, OfflineBackend)
         judged = judge.judge(request)
         if judged is None:
-            return
+            return False
         comparison.target_is_proposition = judged.proposition
         comparison.claims, comparison.answer = judged.claims, judged.answer
         comparison.shifts, comparison.agreements = judged.shifts, judged.agreements
@@ -144,6 +156,7 @@ class Engine:
             view.position = target.position(view.source) if target is not None else None
         comparison.meta.warnings += judged.warnings
         comparison.meta.judgement_model = judge.model
+        return True
 
     def _forget_vectors(self) -> None:
         """Each question starts from no remembered vectors, so its answer never depends on earlier questions

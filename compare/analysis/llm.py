@@ -1515,7 +1515,9 @@ class LLMBackend(Backend):
                 if not retryable(error) or attempt == self.llm.max_retries:
                     raise api_error(error, self.target, self.llm, self.error_log) from error
                 time.sleep(retry_delay(error, attempt))
-            except (openai.APITimeoutError, openai.APIConnectionError) as error:
+            except openai.APITimeoutError as error:  # asking again re-runs the same slow generation
+                raise api_error(error, self.target, self.llm, self.error_log) from error
+            except openai.APIConnectionError as error:
                 if attempt == self.llm.max_retries:
                     raise api_error(error, self.target, self.llm, self.error_log) from error
                 time.sleep(retry_delay(None, attempt))

@@ -55,6 +55,8 @@ def short_reason(text: str, limit: int = 160) -> str:
         tail = [part.strip() for part in re.split(r"\\n|\n", trace) if part.strip()]
         lines = [*lines, *tail[-1:]] if tail and not tail[-1].startswith(("File ", "^")) else lines
     line = lines[0] if lines and not crashed else (lines[-1] if lines else "no message")
+    if line.endswith(":") and not crashed and len(lines) > 1:  # "1 validation error:" then what it is
+        line = f"{line} {lines[1]}"
     line = _PATH.sub("…", line).replace("\\'", "'").replace('\\"', '"')
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
@@ -105,7 +107,8 @@ def api_error(
     tries = f"after {llm.max_retries + 1} attempt(s)"
     if isinstance(error, openai.APITimeoutError):
         return ModelError(
-            f"{target.spec}: no answer from {target.where} within {llm.timeout_s:g} s ({tries})",
+            f"{target.spec}: no answer from {target.where} within {llm.timeout_s:g} s (not asked again: the "
+            "server would do the same work again)",
             hint="a small local model on a CPU can need minutes: raise NCOMPARE_LLM__TIMEOUT_S, ask about fewer "
             "sources, or check that the server is not busy with another request",
         )

@@ -1,9 +1,10 @@
 """Eval results: aggregates per column, thresholds, comparison with a previous run, and the JSON report.
 
 Aggregation (per column, over all cases, and per dataset): ratios are pooled where they have a natural count
-(quote validity = all verified / all proposed; citation support; stance over all (expected, predicted) pairs;
-shift recall and ordering; judgements: positions over all expected documents, differences, agreements,
-position shifts and omissions over all pairs or sources — micro, never a mean of per-case ratios), other
+(quote validity = all verified / all proposed; the contested rate = all contested / all model labels read;
+citation support; stance over all (expected, predicted) pairs; shift recall and ordering; judgements: positions
+over all expected documents, differences, agreements, position shifts and omissions over all pairs or sources —
+micro, never a mean of per-case ratios), other
 per-case scores (coverage, span precision/recall and their base rates, ROUGE-L, cosines) are means over the
 cases that measure them; tokens and cost are sums; latency is given as p50 and p95 over the cases; errors
 count the cases that raised.
@@ -41,6 +42,12 @@ METRICS: dict[str, MetricInfo] = {
     "quotes_dropped": MetricInfo(False, "quotes refused by the gate (fabricated or unlocatable)", 0.0),
     "quotes_repaired": MetricInfo(None, "quotes shown after a fuzzy repair"),
     "quote_slice_mismatches": MetricInfo(False, "presented quotes that do not slice the stored text", 0.0),
+    "contested_rate": MetricInfo(
+        False, "model labels the local stance model contests / model labels it read (judgement gate, pooled)"
+    ),
+    "labels_checked": MetricInfo(None, "model labels read by the local stance model on their quotes (sum)"),
+    "labels_confirmed": MetricInfo(None, "... of which it confirms (sum)"),
+    "labels_contested": MetricInfo(None, "... of which it contests (sum)"),
     "citation_support": MetricInfo(
         True, f"claim-quote pairs with embedding cosine >= {CITATION_SUPPORT_THRESHOLD} (calibrated)"
     ),
@@ -86,6 +93,7 @@ METRICS: dict[str, MetricInfo] = {
 }
 HEADLINE = (
     "quote_validity",
+    "contested_rate",
     "citation_support",
     "source_coverage",
     "stance_macro_f1",
@@ -149,6 +157,10 @@ def aggregate(results: list[CaseResult]) -> dict[str, Any]:
         "quotes_dropped": int(_sum(ok, "quotes_dropped")),
         "quotes_repaired": int(_sum(ok, "quotes_repaired")),
         "quote_slice_mismatches": int(_sum(ok, "quote_slice_mismatches")),
+        "contested_rate": _ratio(_sum(ok, "labels_contested"), _sum(ok, "labels_checked")),
+        "labels_checked": int(_sum(ok, "labels_checked")),
+        "labels_confirmed": int(_sum(ok, "labels_confirmed")),
+        "labels_contested": int(_sum(ok, "labels_contested")),
         "citation_support": _ratio(
             sum((r.metrics.get("citation_support") or 0) * r.metrics.get("citation_pairs", 0) for r in ok),
             _sum(ok, "citation_pairs"),
@@ -314,6 +326,7 @@ CASE_COMPARED = (
     "quote_validity",
     "quotes_dropped",
     "quote_slice_mismatches",
+    "contested_rate",
     "citation_support",
     "source_coverage",
     "stance_macro_f1",

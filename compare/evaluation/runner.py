@@ -231,6 +231,7 @@ def evaluate(case: Case, comparison: Comparison, corpus: CorpusStore, embedder: 
     _spans(result, quotes, wanted, documents)
     _summary(result, case, comparison, documents, lead_ids, embedder)
     _cost(result, comparison)
+    _labels(result, comparison)
     return result
 
 
@@ -394,6 +395,19 @@ def _cost(result: CaseResult, comparison: Comparison) -> None:
         "latency_s": meta.latency_s,
         "cached_calls": meta.cached_calls,
         "error": 0,
+    }
+
+
+def _labels(result: CaseResult, comparison: Comparison) -> None:
+    """The judgement gate's counts: the model's labels read again by the local stance model, and the share it
+    contests (None when it read none: an offline column, or no label with a quote)."""
+    labels = comparison.meta.labels
+    checked, contested = labels.get("checked", 0), labels.get("contested", 0)
+    result.metrics |= {
+        "labels_checked": checked,
+        "labels_confirmed": labels.get("confirmed", 0),
+        "labels_contested": contested,
+        "contested_rate": round(contested / checked, 4) if checked else None,
     }
 
 

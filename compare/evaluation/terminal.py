@@ -48,6 +48,9 @@ def cell(result: dict[str, Any]) -> Text:
     if metrics.get("quotes_dropped"):
         validity += f" ({metrics['quotes_dropped']} dropped)"
     parts.append((f"valid {validity}", _style(marks, "quote_validity") or _style(marks, "quotes_dropped")))
+    if metrics.get("labels_checked"):
+        contested = f"contested {metrics.get('labels_contested', 0)}/{metrics['labels_checked']}"
+        parts.append((contested, _style(marks, "contested_rate")))
     for metric in ("citation_support", "source_coverage", "stance_macro_f1", "position_macro_f1", "rouge_l"):
         if metrics.get(metric) is not None:
             parts.append((f"{_SHORT[metric]} {_number(metrics[metric])}", _style(marks, metric)))

@@ -45,7 +45,12 @@ def _document_md(quote: QuoteView) -> str:
 
 def judgement_md(judgement: Judgement) -> str:
     text = f"**{md(judgement.text)}**" if judgement.state != "unsure" else md(judgement.text)
-    return text + (f" ({md(judgement.detail)})" if judgement.detail else "")
+    return text + (f" ({md(judgement.detail)})" if judgement.detail else "") + check_md(judgement.check_text)
+
+
+def check_md(text: str) -> str:
+    """A contested label's note after it ("" when none)."""
+    return f" — {md(text)}" if text else ""
 
 
 def comparison_markdown(view: ComparisonView) -> str:
@@ -57,7 +62,8 @@ def header_md(view: ComparisonView) -> list[str]:
     footer = view.footer
     lines = [f"{md(view.target_line)}  "]
     lines += [f"Filters: {md(footer.filters_line)}  "] if footer.filters_line else []
-    lines += [f"_{md(footer.meta_line)} · {md(footer.quotes_line)}_", ""]
+    labels = f" · {md(footer.labels_line)}" if footer.labels_line else ""
+    lines += [f"_{md(footer.meta_line)} · {md(footer.quotes_line)}{labels}_", ""]
     lines += [f"> Warning: {md(w)}" for w in footer.warnings]
     if footer.missing_sources:
         lines.append(f"> No passage matched the question in: {md(', '.join(footer.missing_sources))}")
@@ -133,7 +139,7 @@ def _shifts_md(view: ComparisonView, level: int) -> list[str]:
     lines = []
     for shift in view.shifts:
         meta = ", ".join(x for x in (shift.kind_text, shift.confidence_text) if x)
-        lines.append(f"- **{md(shift.name)}** {md(shift.sentence)} ({md(meta)})")
+        lines.append(f"- **{md(shift.name)}** {md(shift.sentence)} ({md(meta)}){check_md(shift.check_text)}")
         for name, end in (("before", shift.before), ("after", shift.after)):
             when = ", ".join(x for x in (end.date_text, end.words) if x)
             lines.append(f"  - {name} ({md(when)}): {quote_md(end.quote)}")
@@ -144,7 +150,8 @@ def _agreements_md(view: ComparisonView, level: int) -> list[str]:
     lines = []
     for agreement in view.agreements:
         confidence = f" ({agreement.confidence_text})" if agreement.confidence_text else ""
-        lines.append(f"- {md(agreement.claim)} — {md(agreement.sources_text)}{confidence}")
+        check = check_md(agreement.check_text)
+        lines.append(f"- {md(agreement.claim)} — {md(agreement.sources_text)}{confidence}{check}")
         lines += [f"  - {quote_md(q)}" for q in agreement.quotes]
     return lines
 
@@ -155,7 +162,8 @@ def _differences_md(view: ComparisonView, level: int) -> list[str]:
         meta = ", ".join(x for x in (difference.strength_text, difference.confidence_text) if x)
         lines.append(f"- {md(difference.claim)} ({md(meta)})")
         lines += [
-            f"  - {md(side.name)}: **{md(side.words)}**" + "".join(f" {quote_md(q)}" for q in side.quotes[:1])
+            f"  - {md(side.name)}: **{md(side.words)}**{check_md(side.check_text)}"
+            + "".join(f" {quote_md(q)}" for q in side.quotes[:1])
             for side in difference.sides
         ]
     return lines

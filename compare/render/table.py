@@ -18,6 +18,7 @@ CSV_FIELDS = (
     "position",
     "position_confidence",
     "position_target",
+    "position_check",
     "tone",
     "tone_confidence",
     "tone_low_confidence",
@@ -58,6 +59,7 @@ def csv_rows(comparison: Comparison, view: ComparisonView) -> list[dict[str, obj
                 if position and position.confidence
                 else "",
                 "position_target": comparison.target if position else "",
+                "position_check": position.check_text if position else "",
                 "tone": source.stance.label,
                 "tone_confidence": round(source.stance.confidence, 3),
                 "tone_low_confidence": source.stance.low_confidence,

@@ -181,6 +181,7 @@ def _footer(comparison: Comparison, names: Mapping[str, str]) -> Footer:
         filters_line=filters_line(comparison.filters),
         warnings=list(comparison.meta.warnings),
         missing_sources=missing_names,
+        labels_line=labels_line(comparison),
     )
 
 
@@ -205,6 +206,18 @@ def quotes_line(comparison: Comparison) -> str:
     )
     dropped = sum(v for k, v in quotes.items() if k.startswith(("unverified", "dropped")))
     return line + (f" · {dropped} unverifiable quote(s) dropped" if dropped else "")
+
+
+def labels_line(comparison: Comparison) -> str:
+    """How the model's labels fared in the judgement gate; "" when none was read."""
+    labels = comparison.meta.labels
+    if not labels.get("checked"):
+        return ""
+    return (
+        f"{plural(labels['checked'], 'model label')} read by the local stance model: "
+        f"{labels.get('confirmed', 0)} confirmed, {labels.get('contested', 0)} contested, "
+        f"{labels['checked'] - labels.get('confirmed', 0) - labels.get('contested', 0)} not sure"
+    )
 
 
 def filters_line(filters: Mapping[str, object]) -> str:

@@ -3,9 +3,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from compare.types import Agreement, ClaimJudgement, Comparison, Difference, Omission, SourcePosition
+from compare.types import (
+    READS_AS,
+    Agreement,
+    ClaimJudgement,
+    Comparison,
+    Difference,
+    LabelCheck,
+    Omission,
+    SourcePosition,
+)
 from compare.view.model import (
     AgreementView,
     ClaimRow,
@@ -18,6 +27,7 @@ from compare.view.model import (
 )
 from compare.view.quotes import QuoteMaker
 from compare.view.words import (
+    CONTESTED,
     NOT_ENOUGH,
     OMISSION_WORDS,
     POSITION_WORDS,
@@ -34,17 +44,27 @@ def judgement(position: SourcePosition | None, quote: QuoteMaker) -> Judgement:
     """A position in words; unsure or missing -> "not enough evidence", never the label, never its quote."""
     if position is None:
         return Judgement("unsure", NOT_ENOUGH, NOT_ENOUGH)
+    contested = check_text(position.check, quote.name)
     if not position.sure:  # the label under its threshold is a guess: not shown, not even as a hint
-        return Judgement(
-            "unsure", NOT_ENOUGH, f"{NOT_ENOUGH} ({position.confidence:.2f})", position.confidence
-        )
+        text = f"{NOT_ENOUGH} ({position.confidence:.2f})"
+        return Judgement("unsure", NOT_ENOUGH, text, position.confidence, check_text=contested)
     words = POSITION_WORDS[position.label]
     detail = _checked(position.checked_documents) if position.label == "not_addressed" else ""
     detail = detail or (human_date(position.date) if position.date else "")
     shown = quote(position.quote) if position.quote and position.quote.status != "unverified" else None
-    return Judgement(
-        position.label, words, f"{words} · {position.confidence:.2f}", position.confidence, detail, shown
-    )
+    text = f"{words} · {position.confidence:.2f}"
+    return Judgement(position.label, words, text, position.confidence, detail, shown, contested)
+
+
+def check_text(check: LabelCheck | None, name: Callable[[str], str]) -> str:
+    """ "contested by the local model: its quote reads as reporting (0.88)"; "" unless the judgement gate
+    contested the label. `name` turns a source key into its name (whose quote, for an agreement)."""
+    if check is None or check.status != "contested" or check.reading is None:
+        return ""
+    whose = {None: "its quote", "before": "its earlier quote", "after": "its later quote"}.get(check.part)
+    whose = whose or f"{name(check.part or '')}'s quote"
+    confidence = f" ({check.confidence:.2f})" if check.confidence is not None else ""
+    return f"{CONTESTED}: {whose} reads as {READS_AS[check.reading]}{confidence}"
 
 
 def _checked(documents: int) -> str:
@@ -70,6 +90,7 @@ def agreement_view(agreement: Agreement, quote: QuoteMaker) -> AgreementView:
         sources_text=f"{human_join(names)} back it",
         confidence_text=confidence_text(agreement.confidence),
         quotes=quote.many(agreement.quotes),
+        check_text=check_text(agreement.check, quote.name),
     )
 
 
@@ -84,6 +105,7 @@ def difference_view(difference: Difference, quote: QuoteMaker) -> DifferenceView
             words=label_words(p.position),
             confidence_text=confidence_text(p.confidence),
             quotes=quote.many(p.quotes),
+            check_text=check_text(p.check, quote.name),
         )
         for p in difference.positions
     ]

@@ -69,6 +69,9 @@ class Judgement:
     confidence: float | None = None
     detail: str = ""
     quote: QuoteView | None = None
+    #: "contested by the local model: its quote reads as reporting (0.88)" for a model-given label the
+    #: judgement gate contested; "" otherwise.
+    check_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class AgreementView:
     sources_text: str
     confidence_text: str
     quotes: list[QuoteView]
+    check_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,7 @@ class Side:
     words: str
     confidence_text: str
     quotes: list[QuoteView]
+    check_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,7 @@ class ShiftView:
     cues: list[str]
     before: ShiftEnd
     after: ShiftEnd
+    check_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,8 @@ class Footer:
     filters_line: str
     warnings: list[str]
     missing_sources: list[str]
+    #: How the model's labels fared in the judgement gate ("" when none was checked).
+    labels_line: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from compare.types import Comparison, Shift, ShiftPoint
+from compare.view.judgements import check_text
 from compare.view.model import ShiftEnd, ShiftView
 from compare.view.quotes import QuoteMaker
 from compare.view.words import (
@@ -46,6 +47,7 @@ def shift_view(
         cues=list(shift.cues),
         before=before,
         after=after,
+        check_text=check_text(shift.check, quote.name),
     )
 
 

@@ -27,6 +27,8 @@ POSITION_PAST: dict[str, str] = {
     "not_addressed": "did not address {it}",
 }
 NOT_ENOUGH = "not enough evidence"
+#: A model-given label that the local claim-stance model read otherwise on its own quotes (the judgement gate).
+CONTESTED = "contested by the local model"
 #: Omission states: one model for every renderer.
 OMISSION_WORDS: dict[str, str] = {
     "addresses": "addresses it",
