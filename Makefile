@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 APP_ADDRESS ?= 127.0.0.1
 APP_PORT ?= 8501
 
-.PHONY: run app test venv lint bench clean-venv stance-model stress
+.PHONY: run app test venv lint bench clean-venv stance-model stress integration
 
 venv: $(STAMP)
 
@@ -68,6 +68,13 @@ stance-model: venv
 		--data build/stance_v2 --base $$BASE_MODEL --out build/stance_v2/model --init build/stance/model/best.pt \
 		--epochs 1.5 --lr 4e-5 --class-power 0.7 --oversample-disagree 3 --evals-per-epoch 3
 	$(BIN)/python scripts/build_stance_onnx.py --model build/stance_v2/model --data build/stance_v2
+
+# The product against a real OpenAI-compatible server: llama-cpp-python serving SmolLM2-135M-Instruct on loopback
+# (tests/integration). The server's venv is built once into build/llama-env (about 8 minutes on 2 cores: it
+# compiles llama.cpp) and reused; results and timings go to build/integration/results.json. Not in `make test`.
+integration: venv
+	bash scripts/make_llama_env.sh
+	NCOMPARE_INTEGRATION=1 $(BIN)/python -m pytest -q tests/integration -p no:cacheprovider
 
 clean-venv:
 	rm -rf $(VENV)
