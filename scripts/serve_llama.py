@@ -108,6 +108,7 @@ def served(n_ctx: int = N_CTX, timeout_s: float = 120.0, env_dir: Path = ENV_DIR
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},  # uvicorn's access log would sit in a buffer
         )
     base_url = f"http://127.0.0.1:{port}/v1"
     try:

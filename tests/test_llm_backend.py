@@ -748,6 +748,7 @@ def test_server_good_replies(settings: Settings, method: str) -> None:
     assert len(server.requests) == 4
     body = server.requests[0].body
     assert body["model"] == MODEL and body["max_completion_tokens"] == settings.llm.max_output_tokens
+    assert body["max_tokens"] == settings.llm.max_output_tokens  # what llama-cpp-python reads
     if method == "function_calling":
         assert [r.body["tools"][0]["function"]["name"] for r in server.requests] == [
             "MapAnswer",

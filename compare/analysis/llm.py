@@ -1386,6 +1386,13 @@ class LLMBackend(Backend):
                 timeout=self.llm.timeout_s,
                 max_retries=0,  # retried in _call, which knows a refused method is not worth retrying
                 max_completion_tokens=self.llm.max_output_tokens,
+                # llama-cpp-python (and older servers) read only the legacy max_tokens: without it a reply runs
+                # until the context is full. OpenAI itself takes max_completion_tokens alone.
+                extra_body=(
+                    {"max_tokens": self.llm.max_output_tokens}
+                    if self.target.provider == "openai-compatible"
+                    else None
+                ),
                 use_responses_api=False,  # chat completions: what every OpenAI-compatible server speaks
             )
         return self._chat
