@@ -122,8 +122,9 @@ def api_error(
         return _status_error(error, target, llm, log)
     if isinstance(error, openai.LengthFinishReasonError):
         return LLMOutputError(
-            f"{target.spec}: the answer was cut off at {llm.max_output_tokens} tokens",
-            hint="raise NCOMPARE_LLM__MAX_OUTPUT_TOKENS",
+            f"{target.spec}: the model's answer was cut off at {llm.max_output_tokens} tokens, unfinished",
+            hint="raise NCOMPARE_LLM__MAX_OUTPUT_TOKENS; a small model that repeats itself fills any limit "
+            "(SmolLM2-135M does): then use a stronger model",
         )
     return ModelError(f"{target.spec}: {type(error).__name__}: {short_reason(str(error))}", hint="see above")
 
