@@ -26,7 +26,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ValidationError
 
 from compare.redact import redact
-from compare.settings import STRUCTURED_METHODS
+from compare.settings import METHOD_LABELS, STRUCTURED_METHODS
 
 Method = Literal["json_schema", "json_object_schema", "function_calling", "json_mode", "prompt"]
 AUTO_ORDER: tuple[Method, ...] = get_args(Method)
@@ -43,13 +43,7 @@ _CAPABILITY_STATUSES = frozenset({400, 405, 415, 422, 501})
 
 
 def describe(method: str) -> str:
-    return {
-        "json_schema": "response_format json_schema",
-        "json_object_schema": "response_format json_object with the schema",
-        "function_calling": "a forced tool call",
-        "json_mode": "response_format json_object",
-        "prompt": "JSON asked for in the prompt",
-    }.get(method, method)
+    return METHOD_LABELS.get(method, method)
 
 
 def structured_runnable(
